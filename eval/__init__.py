@@ -1,0 +1,1 @@
+"""The eval suite: gold questions, metrics and reports (`rag eval`)."""

@@ -1,0 +1,242 @@
+"""Generate, then verify: every `[n]` is checked against its passage as the answer streams.
+
+A sentence is kept only when a passage supports it: its content words are found in the
+passage, every number and name in it is found there, or (for paraphrase) its meaning is close
+to the passage's. A marker pointing to the wrong passage is moved to the one that supports the
+sentence; a sentence nothing supports is dropped. An answer left with no supported sentence
+becomes the refusal.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rag.prompt import NOT_FOUND, build_prompt, is_injection
+from rag.types import Answer, Citation, Hit
+
+REFUSAL = "The documents I have do not answer this question, so I won't guess."
+REFUSAL_INJECTION = "I only answer questions from the indexed documents, and I don't follow instructions to ignore them."
+
+_MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
+_SENT_END = re.compile(r"(?<=[.!?])(?:\s*\[\d+(?:\s*,\s*\d+)*\])*(?=\s+|$)|\n+")
+_STOP = set(
+    "a an the and or but if of to in on at by for with from as is are was were be been being it its this that these "
+    "those they them their there which who whom whose what when where why how than then so such also can could may might "
+    "will would should do does did not no nor only own same too very just about into over under again further once both "
+    "each few more most other some any all between through during before after above below up down out off has have had "
+    "having i you he she we our your his her my me us one two use used uses using like based often well many much include "
+    "includes including according passage passages document documents guide guides".split()
+)
+_REFUSAL_HINTS = re.compile(
+    r"not in (the )?documents|passages do not|passages don't|does not (mention|contain|say|provide)|"
+    r"do not (mention|contain|provide)|no information|not (mentioned|provided|specified|stated)|cannot answer|can't answer|"
+    r"i don't know|i do not know|unable to (answer|find)",
+    re.I,
+)
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ingly", "ations", "ation", "ities", "ness", "ings", "ing", "ies", "ied", "ers", "er", "ed", "es", "ly", "s"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def content_words(text: str) -> set[str]:
+    return {_stem(w) for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOP and len(w) > 1}
+
+
+def key_terms(sentence: str) -> set[str]:
+    """Numbers and mid-sentence capitalised names: facts a model is likely to invent."""
+    words = re.findall(r"[A-Za-z0-9][\w-]*", sentence)
+    keys = {w.lower() for w in words if any(ch.isdigit() for ch in w)}
+    keys |= {w.lower() for i, w in enumerate(words) if i > 0 and w[0].isupper() and w.lower() not in _STOP and len(w) > 2}
+    return keys
+
+
+@dataclass
+class Verdict:
+    text: str  # the sentence without markers
+    cited: list[int]  # markers the model wrote (1-based, as in the prompt)
+    support: list[float]  # per prompt passage
+    kept: list[int] = field(default_factory=list)  # passages it rests on after checking
+    reason: str = ""
+
+
+class Verifier:
+    def __init__(self, hits: list[Hit], dense=None, min_overlap: float = 0.6, min_similarity: float = 0.62):
+        self.hits = hits
+        self.dense = dense  # () -> DenseEncoder, for meaning-level support; None: words only
+        self.min_overlap = min_overlap
+        self.min_similarity = min_similarity
+        texts = [f"{h.context}\n{h.text}" for h in hits]
+        self.words = [content_words(t) for t in texts]
+        self.lower = [re.sub(r"\s+", " ", t.lower()) for t in texts]
+        self._passage_vecs = None
+        self._texts = texts
+
+    def _similarities(self, sentence: str) -> np.ndarray:
+        if self.dense is None:
+            return np.zeros(len(self.hits))
+        enc = self.dense()
+        if self._passage_vecs is None:
+            self._passage_vecs = enc.encode(self._texts)
+        return self._passage_vecs @ enc.encode_query(sentence)
+
+    def check(self, sentence: str, cited: list[int]) -> Verdict:
+        words = content_words(sentence)
+        keys = key_terms(sentence)
+        sims = None
+        support = []
+        for i in range(len(self.hits)):
+            if not words:
+                support.append(0.0)
+                continue
+            overlap = len(words & self.words[i]) / len(words)
+            keys_ok = all(k in self.lower[i] or _stem(k) in self.words[i] for k in keys)
+            if not keys_ok:
+                support.append(0.0)
+                continue
+            if overlap < self.min_overlap:
+                if sims is None:
+                    sims = self._similarities(sentence)
+                overlap = overlap if sims[i] < self.min_similarity else max(overlap, float(sims[i]))
+            support.append(overlap)
+        v = Verdict(sentence, cited, support)
+        ok = [i + 1 for i, s in enumerate(support) if s >= self.min_overlap]
+        good_cited = [n for n in cited if n in ok]
+        if good_cited:
+            v.kept, v.reason = good_cited, "supported"
+        elif ok:
+            best = max(ok, key=lambda n: support[n - 1])
+            v.kept, v.reason = [best], "moved" if cited else "added"
+        else:
+            v.reason = "unsupported"
+        return v
+
+
+def split_sentences(text: str) -> Iterator[tuple[str, list[int]]]:
+    """(sentence without markers, the markers that follow or sit inside it)."""
+    pos = 0
+    for match in _SENT_END.finditer(text):
+        piece = text[pos : match.end()]
+        pos = match.end()
+        if piece.strip():
+            yield _strip_markers(piece)
+    if text[pos:].strip():
+        yield _strip_markers(text[pos:])
+
+
+def _strip_markers(piece: str) -> tuple[str, list[int]]:
+    cited = [int(n) for group in _MARKER.findall(piece) for n in re.split(r"\s*,\s*", group)]
+    clean = _MARKER.sub("", piece).strip()
+    clean = re.sub(r"\s+([.!?,;:])", r"\1", clean)
+    return clean, cited
+
+
+@dataclass
+class Event:
+    kind: str  # "token" (raw model output), "sentence" (verified, with final markers), "done"
+    text: str = ""
+    answer: Answer | None = None
+
+
+class Answerer:
+    def __init__(self, llm, settings, dense=None):
+        self.llm = llm
+        self.settings = settings
+        self.dense = dense
+
+    def stream(self, question: str, hits: list[Hit], retrieve_ms: int, mode: str,
+               history: list[dict] | None = None, standalone: str = "", started: float | None = None) -> Iterator[Event]:
+        s = self.settings
+        started = started or time.perf_counter()
+        timings = {"retrieve": retrieve_ms}
+
+        def finish(text: str, abstained: bool, citations: list[Citation], raw: str = "", checks: dict | None = None) -> Event:
+            timings["total"] = int((time.perf_counter() - started) * 1000)
+            timings.setdefault("first_token", timings["total"])
+            return Event("done", answer=Answer(
+                question=question, answer=text, abstained=abstained, citations=citations, passages=hits,
+                mode=mode, model=self.llm.name, timings_ms=timings, standalone_question=standalone,
+                raw_answer=raw, checks=checks or {},
+            ))
+
+        asked = standalone or question
+        if is_injection(question) or is_injection(asked):
+            yield Event("sentence", REFUSAL_INJECTION)
+            yield finish(REFUSAL_INJECTION, True, [], checks={"refused": "instruction to ignore the documents"})
+            return
+        best = max((h.relevance for h in hits), default=0.0)
+        if best < s.min_relevance:
+            yield Event("sentence", REFUSAL)
+            yield finish(REFUSAL, True, [], checks={"refused": f"no passage relevant enough (best {best:.2f} < {s.min_relevance})"})
+            return
+
+        context = hits[: s.context_passages]
+        prompt = build_prompt(asked, context, self.llm.count_chat_tokens, self.llm.n_ctx, s.max_tokens, history)
+        verifier = Verifier(prompt.hits, self.dense if s.verify_citations else None)
+        checks = {"prompt_tokens": prompt.tokens, "trimmed": prompt.trimmed, "dropped": prompt.dropped, "sentences": []}
+
+        raw, pending = "", ""
+        numbering: dict[int, int] = {}  # prompt passage → citation number in the answer
+        supports: dict[int, list[str]] = {}
+        kept_text: list[str] = []
+
+        def settle(piece: str) -> Iterator[Event]:
+            for sentence, cited in split_sentences(piece):
+                if NOT_FOUND.lower() in sentence.lower() or _REFUSAL_HINTS.search(sentence):
+                    checks["sentences"].append({"text": sentence, "verdict": "model declined"})
+                    continue
+                if not s.verify_citations:
+                    kept = [n for n in cited if 1 <= n <= len(prompt.hits)]
+                    reason = "unchecked"
+                else:
+                    v = verifier.check(sentence, cited)
+                    kept, reason = v.kept, v.reason
+                checks["sentences"].append({"text": sentence, "cited": cited, "kept": kept, "verdict": reason})
+                if s.verify_citations and not kept:
+                    continue
+                nums = []
+                for n in kept:
+                    numbering.setdefault(n, len(numbering) + 1)
+                    nums.append(numbering[n])
+                    supports.setdefault(n, []).append(sentence)
+                body = sentence.rstrip()
+                end = body[-1] if body and body[-1] in ".!?" else ""
+                body = body[:-1] if end else body
+                marked = body + "".join(f" [{m}]" for m in sorted(set(nums))) + (end or ".")
+                kept_text.append(marked)
+                yield Event("sentence", marked)
+
+        first = True
+        for token in self.llm.chat(prompt.messages, max_tokens=s.max_tokens, temperature=s.temperature):
+            if first:
+                timings["first_token"] = int((time.perf_counter() - started) * 1000)
+                first = False
+            raw += token
+            pending += token
+            yield Event("token", token)
+            # Settle every complete sentence; keep the unfinished tail (and a marker that may follow).
+            ends = list(_SENT_END.finditer(pending))
+            if len(ends) >= 1 and ends[-1].end() < len(pending.rstrip()):
+                cut = ends[-1].end()
+                done, pending = pending[:cut], pending[cut:]
+                yield from settle(done)
+        if pending.strip():
+            yield from settle(pending)
+
+        if not kept_text:
+            yield Event("sentence", REFUSAL)
+            yield finish(REFUSAL, True, [], raw, dict(checks, refused="no sentence of the answer is supported by a passage"))
+            return
+        citations = [
+            Citation(n=num, hit=prompt.hits[p - 1], supports=supports.get(p, []))
+            for p, num in sorted(numbering.items(), key=lambda kv: kv[1])
+        ]
+        yield finish(" ".join(kept_text), False, citations, raw, checks)

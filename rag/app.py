@@ -1,0 +1,188 @@
+"""The composition root: builds each piece from the settings once per process and offers
+`ingest`, `search`, `ask` and `chat`. The CLI, the UI and the eval suite use only this.
+
+Heavy things (the embedding model, the LLM, the store) are built on first use, so
+`rag --help` and a no-op re-ingest stay fast.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rag.errors import BadInput
+from rag.settings import Settings
+from rag.types import Answer, Hit, IngestReport
+
+if TYPE_CHECKING:  # importing answer at start-up would pull numpy into `rag --help`
+    from rag.answer import Event
+
+# Words that make a question lean on the conversation before it.
+_FOLLOWUP = re.compile(r"\b(it|its|it's|they|them|their|this|that|these|those|he|she|one|ones|former|latter|above)\b|^\s*(and|what about|how about|why|also)\b", re.I)
+
+
+class RagApp:
+    def __init__(self, settings: Settings, dense_encoder=None, llm=None):
+        """`dense_encoder` and `llm` let a caller share already-loaded models between apps
+        (the test suite does; so could a server hosting several indexes)."""
+        self.settings = settings
+        if dense_encoder is not None:
+            self._dense = dense_encoder
+        if llm is not None:
+            self._llm = llm
+        # One lock for the store and one for the LLM: the embedded Qdrant client and a
+        # llama.cpp context are not safe to share between threads (the UI serves several).
+        self._store_lock = threading.RLock()
+        self._build_lock = threading.Lock()
+
+    # -- pieces, built once -------------------------------------------------------------
+    @cached_property
+    def store(self):
+        from rag.store import QdrantStore
+
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return QdrantStore(self.settings)
+
+    def dense(self):
+        with self._build_lock:
+            if "_dense" not in self.__dict__:
+                from rag.embedding import DenseEncoder
+
+                self._dense = DenseEncoder(self.settings.embed_model, self.settings.embed_batch)
+        return self._dense
+
+    def sparse(self):
+        with self._build_lock:
+            if "_sparse" not in self.__dict__:
+                from rag.embedding import SparseEncoder
+
+                self._sparse = SparseEncoder(self.settings.bm25_avg_len)
+        return self._sparse
+
+    def llm(self):
+        with self._build_lock:
+            if "_llm" not in self.__dict__:
+                from rag.llm import LocalLLM, resolve_model
+
+                name, path = resolve_model(self.settings.llm, self.settings.models_dir)
+                self._llm = LocalLLM(path, name, n_ctx=self.settings.n_ctx, threads=self.settings.threads)
+        return self._llm
+
+    @cached_property
+    def history(self):
+        from rag.history import History
+
+        return History(self.settings.db_path)
+
+    @cached_property
+    def retriever(self):
+        from rag.retrieve import Retriever
+
+        return Retriever(self.store, self.dense, self.sparse)
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()
+        if "history" in self.__dict__:
+            self.history.close()
+
+    # -- operations -----------------------------------------------------------------------
+    def ingest(self, paths: list[Path] | None = None, rebuild: bool = False, progress=None) -> IngestReport:
+        from rag.ingest import ingest
+
+        paths = [Path(p) for p in (paths or [self.settings.corpus])]
+        with self._store_lock:
+            return ingest(paths, self.settings, self.store, self.dense, self.sparse, rebuild=rebuild, progress=progress)
+
+    def ensure_index(self, progress=None) -> IngestReport | None:
+        """The first question on a fresh install ingests the default corpus by itself."""
+        with self._store_lock:
+            if self.store.count() > 0:
+                return None
+            if not Path(self.settings.corpus).is_dir():
+                raise BadInput(
+                    f"the index is empty and the corpus folder {self.settings.corpus} does not exist",
+                    "run: rag ingest PATH, or set RAG_CORPUS",
+                )
+            return self.ingest([self.settings.corpus], progress=progress)
+
+    def search(
+        self, query: str, mode: str | None = None, top_k: int | None = None,
+        sources: list[str] | None = None, kinds: list[str] | None = None,
+    ) -> list[Hit]:
+        query = _check_question(query)
+        self.ensure_index()
+        with self._store_lock:
+            return self.retriever.search(
+                query, mode or self.settings.mode, top_k or self.settings.top_k, sources=sources, kinds=kinds
+            )
+
+    def ask_stream(
+        self, question: str, mode: str | None = None, top_k: int | None = None,
+        sources: list[str] | None = None, kinds: list[str] | None = None,
+        conversation_id: str | None = None,
+    ) -> Iterator[Event]:  # noqa: F821
+        """Events: raw tokens, verified sentences as they settle, then the final Answer.
+        With a conversation, a follow-up is first rewritten into a standalone question, and
+        both turns are stored."""
+        from rag.answer import Answerer
+
+        question = _check_question(question)
+        started = time.perf_counter()
+        self.ensure_index()
+        turns = self.history.messages(conversation_id) if conversation_id else []
+        standalone = self.rewrite_followup(question, turns) if turns else question
+        mode = mode or self.settings.mode
+        hits = self.search(standalone, mode=mode, top_k=top_k, sources=sources, kinds=kinds)
+        retrieve_ms = int((time.perf_counter() - started) * 1000)
+        answerer = Answerer(self.llm(), self.settings, self.dense)
+        for event in answerer.stream(question, hits, retrieve_ms, mode, standalone=standalone, started=started):
+            if event.kind == "done" and conversation_id:
+                self.history.add(conversation_id, "user", question)
+                self.history.add(conversation_id, "assistant", event.answer.answer, event.answer.to_json())
+            yield event
+
+    def ask(self, question: str, **kw) -> Answer:
+        for event in self.ask_stream(question, **kw):
+            if event.kind == "done":
+                return event.answer
+        raise RuntimeError("the answer stream ended without an answer")
+
+    def rewrite_followup(self, question: str, turns: list[dict]) -> str:
+        """Turn "and what are its limitations?" into a question that stands alone, using the
+        conversation so far. Questions that name their subject are left as they are."""
+        if not _FOLLOWUP.search(question):
+            return question
+        recent = [t for t in turns if t["role"] in ("user", "assistant")][-4:]
+        convo = "\n".join(f"{t['role'].title()}: {t['content'][:400]}" for t in recent)
+        messages = [
+            {"role": "system", "content": "Rewrite the user's follow-up question so it can be understood without the conversation: replace pronouns with what they refer to. Reply with the rewritten question only."},
+            {"role": "user", "content": f"Conversation:\n{convo}\n\nFollow-up question: {question}\n\nRewritten question:"},
+        ]
+        rewritten = self.llm().complete(messages, max_tokens=48, temperature=0.0).strip().strip('"').splitlines()
+        rewritten = rewritten[0].strip() if rewritten else ""
+        return rewritten if 3 <= len(rewritten) <= 300 else question
+
+    def sources(self) -> dict[str, int]:
+        with self._store_lock:
+            return self.store.sources_by_name()
+
+
+MAX_QUESTION_CHARS = 2000
+
+
+def _check_question(text: str) -> str:
+    cleaned = "".join(ch for ch in (text or "") if ch.isprintable() or ch in "\n\t").strip()
+    if not cleaned:
+        raise BadInput("the question is empty", "type a question, e.g. rag ask \"Who introduced GANs?\"")
+    if len(cleaned) > MAX_QUESTION_CHARS:
+        raise BadInput(
+            f"the question is {len(cleaned)} characters long; the limit is {MAX_QUESTION_CHARS}",
+            "shorten it to the question itself",
+        )
+    return cleaned

@@ -1,0 +1,187 @@
+"""Documents → passages that follow the document's structure.
+
+- A table row is a passage of its own; its table's header row goes into the context.
+- A run of one-line, one-sentence items (an FAQ of bare answers, a bullet list) gives one
+  passage per item.
+- Prose is packed paragraph by paragraph under a token budget, long paragraphs split on
+  sentence boundaries, with a sentence of overlap between neighbours.
+
+Every passage's `text` is `document.text[start:end]`, verbatim.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rag.types import Document, Passage
+
+CHUNKER_VERSION = 4  # bump when the output of this module changes: it forces a rebuild
+
+_WORDS = re.compile(r"\w+|[^\w\s]")
+_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_BULLET = re.compile(r"^\s*(?:[-*•]|\d{1,3}[.)])\s+\S")
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"”’)\]]*\s+(?=[\"“(\[]?[A-Z0-9])")
+_CODE = re.compile(
+    r"^\s*(?:#\s|//|(?:for|while|if|elif|else|def|class|return|import|from|print)\b.*[:)]?$)"
+    r"|^\s*[\w.\[\]]+(?:\s*,\s*[\w.\[\]]+)*\s*[+\-*/]?=\s*\S"
+    r"|^\s*[\w.]+\(.*\)\s*$"
+)
+_TAGS = re.compile(r"<[^>]+>")
+_LABEL = re.compile(r"^\s*[A-Z][\w /()-]{0,30}:\s+\S")
+
+
+def count_tokens(text: str) -> int:
+    """A cheap stand-in for a tokenizer: words and punctuation marks."""
+    return len(_WORDS.findall(text))
+
+
+@dataclass
+class _Line:
+    start: int
+    end: int
+    text: str
+
+
+def _lines(text: str) -> list[_Line]:
+    out, pos = [], 0
+    for raw in text.split("\n"):
+        out.append(_Line(pos, pos + len(raw), raw))
+        pos += len(raw) + 1
+    return out
+
+
+def _is_table_line(line: str) -> bool:
+    return line.count("\t") >= 2 or (line.count("\t") == 1 and not line.endswith("\t"))
+
+
+def _is_list_item(line: str) -> bool:
+    stripped = line.strip()
+    if _BULLET.match(stripped):
+        return True
+    return (
+        0 < len(stripped) <= 200
+        and stripped[-1] in ".!?"
+        and not _SENTENCE_END.search(stripped)
+        and not _CODE.match(stripped)
+    )
+
+
+def _clean_cell(cell: str) -> str:
+    return re.sub(r"\s+", " ", _TAGS.sub(" ", cell)).strip()
+
+
+def chunk_document(doc: Document, budget: int = 120, overlap: int = 1) -> list[Passage]:
+    lines = _lines(doc.text)
+    passages: list[Passage] = []
+    section = ""
+    prose: list[_Line] = []
+
+    def context() -> str:
+        return f"{doc.title} — {section}" if section and section != doc.title else doc.title
+
+    def passage(start: int, end: int, kind: str, ctx: str, search: str = "") -> Passage:
+        text = doc.text[start:end]
+        return Passage(
+            text=text, context=ctx, source=doc.source, title=doc.title, section=section,
+            kind=kind, start=start, end=end, search_text=f"{ctx}\n{search or text}",
+        )
+
+    def flush_prose() -> None:
+        if prose:
+            for start, end, kind in _pack(doc.text, prose, budget, overlap):
+                passages.append(passage(start, end, kind, context()))
+            prose.clear()
+
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        heading = _HEADING.match(line.text)
+        next_blank = i + 1 >= len(lines) or not lines[i + 1].text.strip()
+        if heading and (doc.kind in ("md", "html") or next_blank):
+            flush_prose()
+            name = heading.group(2).strip().strip("*").strip()
+            section = "" if name == doc.title else name
+            i += 1
+            continue
+        if _is_table_line(line.text) and i + 1 < len(lines) and _is_table_line(lines[i + 1].text):
+            flush_prose()
+            header = [_clean_cell(c) for c in line.text.rstrip("\t").split("\t")]
+            ctx = f"{context()}\nTable columns: {' | '.join(header)}"
+            i += 1
+            while i < len(lines) and _is_table_line(lines[i].text):
+                row = lines[i]
+                cells = [_clean_cell(c) for c in row.text.rstrip("\t").split("\t")]
+                readable = "; ".join(f"{h}: {c}" if h else c for h, c in zip(header + [""] * len(cells), cells) if c)
+                stripped = row.text.rstrip()
+                passages.append(passage(row.start, row.start + len(stripped), "table_row", ctx, readable))
+                i += 1
+            continue
+        # A run of at least four one-sentence lines is a list: one passage per item.
+        run = i
+        while run < len(lines) and _is_list_item(lines[run].text):
+            run += 1
+        if run - i >= 4:
+            flush_prose()
+            for item in lines[i:run]:
+                lead = len(item.text) - len(item.text.lstrip())
+                passages.append(passage(item.start + lead, item.start + len(item.text.rstrip()), "list_item", context()))
+            i = run
+            continue
+        if line.text.strip():
+            prose.append(line)
+        elif prose and doc.kind in ("md", "html") and False:
+            pass
+        i += 1
+    flush_prose()
+    return passages
+
+
+def _sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    spans, pos = [], start
+    for match in _SENTENCE_END.finditer(text, start, end):
+        spans.append((pos, match.start()))
+        pos = match.end()
+    spans.append((pos, end))
+    return [(s, e) for s, e in spans if text[s:e].strip()]
+
+
+def _pack(text: str, lines: list[_Line], budget: int, overlap: int) -> list[tuple[int, int, str]]:
+    """Greedy packing of paragraphs (sentences, for long ones) into spans under `budget`."""
+    units: list[tuple[int, int, bool]] = []  # (start, end, is_code)
+    for line in lines:
+        stripped_start = line.start + len(line.text) - len(line.text.lstrip())
+        end = line.start + len(line.text.rstrip())
+        is_code = bool(_CODE.match(line.text))
+        glue = units and (
+            is_code  # a code block belongs to the prose that introduces it
+            or _LABEL.match(line.text)  # "Strengths: …" continues the paragraph above
+            or text[units[-1][1] - 1] == ":"  # a lead-in ("… consists of:") binds to what follows
+        )
+        if glue:
+            units[-1] = (units[-1][0], end, units[-1][2] and is_code)
+        elif count_tokens(text[stripped_start:end]) > budget:
+            units.extend((s, e, False) for s, e in _sentences(text, stripped_start, end))
+        else:
+            units.append((stripped_start, end, is_code))
+
+    chunks: list[tuple[int, int, str]] = []
+    current: list[tuple[int, int, bool]] = []
+
+    def size(items) -> int:
+        return sum(count_tokens(text[s:e]) for s, e, _ in items)
+
+    for unit in units:
+        if current and size(current) + count_tokens(text[unit[0]:unit[1]]) > budget:
+            chunks.append((current[0][0], current[-1][1], "code" if all(c for *_, c in current) else "prose"))
+            tail = current[-1]
+            carried: list[tuple[int, int, bool]] = []
+            if overlap and not tail[2]:
+                last_sentences = _sentences(text, tail[0], tail[1])[-overlap:]
+                if last_sentences and size([(s, e, False) for s, e in last_sentences]) <= budget // 3:
+                    carried = [(s, e, False) for s, e in last_sentences]
+            current = carried
+        current.append(unit)
+    if current:
+        chunks.append((current[0][0], current[-1][1], "code" if all(c for *_, c in current) else "prose"))
+    return chunks

@@ -1,0 +1,239 @@
+"""The `rag` command: a thin shell over rag.app. Each command group lives in its own
+function; errors become one line on stderr and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from rag.errors import RagError
+from rag.settings import load_settings
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2: scripts parse this
+        sys.stderr.write(f"rag: error: {message} (see: {self.prog} --help)\n")
+        sys.exit(2)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", dest="data_dir", help="where the index, models and history live (RAG_DATA_DIR)")
+    p.add_argument("--qdrant-url", dest="qdrant_url", help="use this Qdrant server instead of the embedded store")
+    p.add_argument("--collection", help="Qdrant collection name (default: rag)")
+
+
+def _retrieval(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mode", choices=["hybrid", "dense", "sparse"], help="retrieval mode (default: hybrid)")
+    p.add_argument("--top-k", dest="top_k", type=int, help="passages to retrieve (default: 5)")
+    p.add_argument("--source", action="append", dest="sources", metavar="NAME", help="search only this document (repeatable)")
+    p.add_argument("--kind", action="append", dest="kinds", choices=["prose", "table_row", "list_item", "code"], help="search only passages of this kind")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="rag", description="Ask questions about your documents, offline, with verified citations.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("ingest", help="index documents (default: the corpus folder)")
+    p.add_argument("paths", nargs="*", type=Path, help="files or folders (.txt .md .html .pdf)")
+    p.add_argument("--rebuild", action="store_true", help="drop the index and build it anew")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    _common(p)
+
+    p = sub.add_parser("search", help="show the passages retrieved for a query")
+    p.add_argument("query")
+    p.add_argument("--json", action="store_true")
+    _retrieval(p)
+    _common(p)
+
+    p = sub.add_parser("ask", help="answer a question from the documents, with citations")
+    p.add_argument("question")
+    p.add_argument("--json", action="store_true", help="print one JSON object (see CONTRACTS)")
+    p.add_argument("--model", dest="llm", help="model preset or path to a .gguf (RAG_LLM)")
+    p.add_argument("--no-verify", action="store_true", help="keep the model's citations unchecked (for comparison)")
+    _retrieval(p)
+    _common(p)
+
+    p = sub.add_parser("chat", help="an interactive conversation; follow-ups are understood in context")
+    p.add_argument("--resume", nargs="?", const="latest", metavar="ID", help="continue the last (or the given) conversation")
+    p.add_argument("--list", action="store_true", help="list past conversations")
+    p.add_argument("--model", dest="llm", help="model preset or path to a .gguf (RAG_LLM)")
+    _retrieval(p)
+    _common(p)
+
+    p = sub.add_parser("sources", help="list the indexed documents")
+    p.add_argument("--json", action="store_true")
+    _common(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = {k: getattr(args, k, None) for k in ("data_dir", "qdrant_url", "collection", "mode", "top_k", "llm")}
+    if getattr(args, "no_verify", False):
+        overrides["verify_citations"] = False
+    try:
+        settings = load_settings(**overrides)
+        handler = COMMANDS[args.command]
+        return handler(args, settings) or 0
+    except RagError as exc:
+        if os.environ.get("RAG_DEBUG"):
+            raise
+        sys.stderr.write(f"rag: error: {exc.one_line()}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("rag: interrupted\n")
+        return 130
+
+
+def _app(settings):
+    from rag.app import RagApp
+
+    return RagApp(settings)
+
+
+def cmd_ingest(args, settings) -> int:
+    app = _app(settings)
+    bar = None
+
+    def progress(done: int, total: int, source: str) -> None:
+        nonlocal bar
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="file", file=sys.stderr, disable=None, desc="ingest")
+        bar.n = done
+        bar.set_postfix_str(source[-40:], refresh=True)
+
+    try:
+        report = app.ingest(args.paths or None, rebuild=args.rebuild, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+        app.close()
+    if report.rebuilt:
+        sys.stderr.write(f"rebuilt the index: {report.rebuilt}\n")
+    for path, reason in report.skipped:
+        sys.stderr.write(f"skipped {path}: {reason}\n")
+    if args.json:
+        print(json.dumps(report.to_json(), ensure_ascii=False))
+    else:
+        print(report.summary())
+    return 0
+
+
+def cmd_search(args, settings) -> int:
+    app = _app(settings)
+    try:
+        hits = app.search(args.query, sources=args.sources, kinds=args.kinds)
+    finally:
+        app.close()
+    if args.json:
+        print(json.dumps({"query": args.query, "mode": settings.mode, "passages": [h.to_json() for h in hits]}, ensure_ascii=False))
+        return 0
+    if not hits:
+        print("no passages found")
+    for h in hits:
+        text = " ".join(h.text.split())
+        print(f"[{h.rank}] {h.score:.4f}  {h.source}" + (f" — {h.section}" if h.section else ""))
+        print(f"    {text[:300]}{'…' if len(text) > 300 else ''}")
+    return 0
+
+
+def cmd_sources(args, settings) -> int:
+    app = _app(settings)
+    try:
+        sources = app.sources()
+    finally:
+        app.close()
+    if args.json:
+        print(json.dumps(sources))
+    else:
+        for name, n in sorted(sources.items()):
+            print(f"{n:6d}  {name}")
+    return 0
+
+
+def _print_sources(answer) -> None:
+    for c in answer.citations:
+        where = c.hit.source + (f" — {c.hit.section}" if c.hit.section else "")
+        text = " ".join(c.hit.text.split())
+        print(f"  [{c.n}] {where}\n      {text[:400]}{'…' if len(text) > 400 else ''}")
+
+
+def _stream_answer(app, question: str, args, conversation_id: str | None = None):
+    """Print verified sentences as they settle; return the final answer."""
+    answer = None
+    out = sys.stdout
+    for event in app.ask_stream(question, sources=args.sources, kinds=args.kinds, conversation_id=conversation_id):
+        if event.kind == "sentence":
+            out.write(event.text + " ")
+            out.flush()
+        elif event.kind == "done":
+            answer = event.answer
+    out.write("\n")
+    if answer.citations:
+        print("\nSources:")
+        _print_sources(answer)
+    if answer.standalone_question and answer.standalone_question != question:
+        sys.stderr.write(f"(understood as: {answer.standalone_question})\n")
+    return answer
+
+
+def cmd_ask(args, settings) -> int:
+    app = _app(settings)
+    try:
+        if args.json:
+            answer = app.ask(args.question, sources=args.sources, kinds=args.kinds)
+            print(json.dumps(answer.to_json(), ensure_ascii=False))
+        else:
+            _stream_answer(app, args.question, args)
+    finally:
+        app.close()
+    return 0
+
+
+def cmd_chat(args, settings) -> int:
+    app = _app(settings)
+    try:
+        if args.list:
+            for c in app.history.conversations():
+                print(f"{c['id']}  {c['title']}")
+            return 0
+        cid = None
+        if args.resume:
+            cid = app.history.latest_conversation() if args.resume == "latest" else args.resume
+            if cid is None or (args.resume != "latest" and not app.history.messages(cid)):
+                from rag.errors import BadInput
+
+                raise BadInput("no conversation to resume", "start one with: rag chat")
+            for turn in app.history.messages(cid):
+                print(("you> " if turn["role"] == "user" else "rag> ") + turn["content"])
+        cid = cid or app.history.new_conversation()
+        sys.stderr.write("Ask about your documents; an empty line or Ctrl-D ends the chat.\n")
+        while True:
+            try:
+                question = input("you> ").strip()
+            except EOFError:
+                break
+            if not question:
+                break
+            sys.stdout.write("rag> ")
+            try:
+                _stream_answer(app, question, args, conversation_id=cid)
+            except RagError as exc:
+                if exc.exit_code != 2:
+                    raise
+                print(exc.one_line())
+        sys.stderr.write(f"conversation saved; resume it with: rag chat --resume {cid}\n")
+    finally:
+        app.close()
+    return 0
+
+
+COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "chat": cmd_chat, "sources": cmd_sources}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""One exception family. The CLI prints `message` and `hint` on one line and exits with
+`exit_code`; the UI shows them in a gr.Error. RAG_DEBUG=1 re-raises with the traceback."""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        text = self.message.rstrip(".")
+        return f"{text}. {self.hint}" if self.hint else f"{text}."
+
+
+class BadInput(RagError):
+    """The user gave something we cannot work with (empty question, missing path, bad flag)."""
+
+    exit_code = 2
+
+
+class MissingModel(RagError):
+    """Model weights are absent, incomplete or do not match their published checksum."""
+
+    exit_code = 3
+
+
+class StoreLocked(RagError):
+    """The embedded Qdrant folder is held by another process."""
+
+    exit_code = 4
+
+
+class CorruptIndex(RagError):
+    """The index cannot be opened or read back; `rag ingest --rebuild` recreates it."""
+
+    exit_code = 5
+
+
+class StoreUnavailable(RagError):
+    """A Qdrant server was configured but cannot be reached."""
+
+    exit_code = 6

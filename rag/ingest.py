@@ -1,0 +1,222 @@
+"""load → normalise → chunk → embed → store, incremental by content hash.
+
+Crash safety: before a file's passages are written, its manifest entry records them as
+`pending_ids`; only after they are stored and the file's stale passages are detached does the
+entry become final. Passage ids are derived from the passage's content, so a re-run after a
+kill rewrites the same points instead of adding new ones, and a pending entry tells the next
+run what to clean up. The next `rag ingest` therefore ends exactly where a clean one would.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from rag.chunking import CHUNKER_VERSION, chunk_document
+from rag.errors import BadInput
+from rag.loaders import FoundFile, SkipFile, find_files, load
+from rag.normalise import dedup_key
+from rag.settings import Settings
+from rag.store import QdrantStore, point_id
+from rag.types import IngestReport, Passage
+
+Progress = Callable[[int, int, str], None]
+BATCH_PASSAGES = 512
+
+
+def index_config(settings: Settings, dim: int) -> dict:
+    """What the stored vectors depend on; a difference forces a full rebuild."""
+    return {
+        "embed_model": settings.embed_model,
+        "dim": dim,
+        "chunk_tokens": settings.chunk_tokens,
+        "chunk_overlap": settings.chunk_overlap,
+        "bm25_avg_len": settings.bm25_avg_len,
+        "chunker_version": CHUNKER_VERSION,
+    }
+
+
+def _under(path: str, roots: list[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+
+def ingest(
+    paths: list[Path],
+    settings: Settings,
+    store: QdrantStore,
+    dense,  # () -> DenseEncoder, called only when something must be embedded
+    sparse,  # () -> SparseEncoder
+    rebuild: bool = False,
+    progress: Progress | None = None,
+) -> IngestReport:
+    started = time.perf_counter()
+    report = IngestReport()
+    missing = [str(p) for p in paths if not Path(p).exists()]
+    if missing:
+        raise BadInput(f"no such file or folder: {', '.join(missing)}", "check the path")
+
+    stored = store.read_config()
+    dim = stored.get("dim") if stored else None
+    wanted_without_dim = index_config(settings, 0)
+    if rebuild:
+        report.rebuilt = "asked for (--rebuild)"
+    elif stored is not None:
+        changed = [k for k, v in wanted_without_dim.items() if k != "dim" and stored.get(k) != v]
+        if changed:
+            report.rebuilt = "index settings changed (" + ", ".join(changed) + ")"
+    if report.rebuilt or stored is None:
+        store.drop()
+        dim = dense().dim
+        store.ensure_collections(dim)
+        store.write_config(index_config(settings, dim))
+
+    files, skipped = find_files([Path(p) for p in paths])
+    report.skipped.extend(skipped)
+    manifest = store.read_manifest()
+    roots = [os.path.abspath(p) for p in paths]
+
+    todo: list[tuple[FoundFile, dict | None]] = []
+    seen: set[str] = set()
+    for found in files:
+        key = str(found.path)
+        seen.add(key)
+        entry = manifest.get(key)
+        try:
+            st = found.path.stat()
+        except OSError:
+            report.skipped.append((found.source, "file disappeared while reading"))
+            continue
+        if (
+            entry
+            and not entry.get("pending_ids")
+            and entry.get("size") == st.st_size
+            and entry.get("mtime_ns") == st.st_mtime_ns
+            and entry.get("source") == found.source
+        ):
+            report.unchanged_files += 1
+            report.files += 1
+            report.passages += len(entry.get("ids", []))
+            continue
+        todo.append((found, entry))
+
+    deleted = [e for path, e in manifest.items() if path not in seen and _under(path, roots)]
+    for entry in deleted:
+        report.removed += _detach(store, entry["source"], set(entry.get("ids", [])) | set(entry.get("pending_ids", [])))
+        store.delete_manifest_entry(entry["path"])
+
+    done = 0
+    total = len(todo)
+    batch: list[tuple[FoundFile, dict | None, list[Passage], str]] = []
+    batch_size = 0
+    for found, entry in todo:
+        try:
+            doc = load(found)
+        except SkipFile as exc:
+            report.skipped.append((found.source, str(exc)))
+            if entry:  # a file that turned bad loses its old passages
+                report.removed += _detach(store, entry["source"], set(entry.get("ids", [])) | set(entry.get("pending_ids", [])))
+                store.delete_manifest_entry(entry["path"])
+            done += 1
+            if progress:
+                progress(done, total, found.source)
+            continue
+        passages = chunk_document(doc, settings.chunk_tokens, settings.chunk_overlap)
+        batch.append((found, entry, passages, doc.sha256))
+        batch_size += len(passages)
+        if batch_size >= BATCH_PASSAGES:
+            _write_batch(store, batch, dense, sparse, report)
+            done += len(batch)
+            if progress:
+                progress(done, total, found.source)
+            batch, batch_size = [], 0
+    if batch:
+        _write_batch(store, batch, dense, sparse, report)
+        done += len(batch)
+        if progress:
+            progress(done, total, batch[-1][0].source)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _write_batch(store: QdrantStore, batch, dense, sparse, report: IngestReport) -> None:
+    # 1. Record intent, so a kill from here on is repaired by the next run.
+    plans = []
+    for found, entry, passages, sha in batch:
+        ids: dict[str, Passage] = {}
+        for p in passages:
+            ids.setdefault(point_id(dedup_key(p.text)), p)
+        st = found.path.stat()
+        old = set(entry.get("ids", [])) | set(entry.get("pending_ids", [])) if entry else set()
+        final = {
+            "path": str(found.path), "source": found.source, "sha256": sha,
+            "size": st.st_size, "mtime_ns": st.st_mtime_ns, "ids": list(ids),
+        }
+        pending = dict(final, ids=list(entry.get("ids", [])) if entry else [], pending_ids=sorted(set(ids) | old))
+        store.write_manifest_entry(pending)
+        plans.append((found.source, ids, old, final))
+        report.files += 1
+        report.passages += len(ids)
+        report.duplicates += len(passages) - len(ids)
+
+    # 2. Store passages: new ones embedded and written, known ones gain this source.
+    existing = store.get(sorted({pid for _, ids, _, _ in plans for pid in ids}))
+    new: dict[str, dict] = {}
+    new_passages: dict[str, Passage] = {}
+    merged: dict[str, dict] = {}
+    for source, ids, _old, _ in plans:
+        for pid, p in ids.items():
+            payload = existing.get(pid) or new.get(pid)
+            if payload is None:
+                new[pid] = _payload(p, source)
+                new_passages[pid] = p
+                report.added += 1
+            elif source not in payload["sources"]:
+                report.duplicates += 1
+                payload["sources"].append(source)
+                payload["spans"][source] = [p.start, p.end]
+                if pid in existing:
+                    merged[pid] = {"sources": payload["sources"], "spans": payload["spans"]}
+    if new:
+        order = list(new)
+        texts = [new_passages[pid].search_text for pid in order]
+        vectors = dense().encode(texts)
+        sparse_vecs = sparse().encode(texts)
+        store.upsert(zip(order, vectors, sparse_vecs, (new[pid] for pid in order)))
+    if merged:
+        store.set_payloads(merged)
+
+    # 3. Detach what the files no longer contain, then make the entries final.
+    for source, ids, old, final in plans:
+        stale = old - set(ids)
+        if stale:
+            report.removed += _detach(store, source, stale)
+        store.write_manifest_entry(dict(final, pending_ids=[]))
+
+
+def _payload(p: Passage, source: str) -> dict:
+    return {
+        "text": p.text, "context": p.context, "title": p.title, "section": p.section,
+        "kind": p.kind, "source": source, "sources": [source], "spans": {source: [p.start, p.end]},
+        "content_hash": dedup_key(p.text),
+    }
+
+
+def _detach(store: QdrantStore, source: str, ids: set[str]) -> int:
+    """Remove `source` from these passages; delete the ones no file holds any more."""
+    if not ids:
+        return 0
+    payloads = store.get(sorted(ids))
+    gone, updates = [], {}
+    for pid, payload in payloads.items():
+        sources = [s for s in payload.get("sources", []) if s != source]
+        if not sources:
+            gone.append(pid)
+        elif len(sources) != len(payload.get("sources", [])):
+            spans = {k: v for k, v in payload.get("spans", {}).items() if k != source}
+            updates[pid] = {"sources": sources, "spans": spans, "source": sources[0]}
+    store.delete(gone)
+    if updates:
+        store.set_payloads(updates)
+    return len(gone)

