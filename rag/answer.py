@@ -53,7 +53,7 @@ def content_words(text: str) -> set[str]:
 
 def key_terms(sentence: str) -> set[str]:
     """Numbers and mid-sentence capitalised names: facts a model is likely to invent."""
-    words = re.findall(r"[A-Za-z0-9][\w-]*", sentence)
+    words = re.findall(r"[A-Za-z0-9]+", sentence)
     keys = {w.lower() for w in words if any(ch.isdigit() for ch in w)}
     keys |= {w.lower() for i, w in enumerate(words) if i > 0 and w[0].isupper() and w.lower() not in _STOP and len(w) > 2}
     return keys
@@ -69,13 +69,16 @@ class Verdict:
 
 
 class Verifier:
-    def __init__(self, hits: list[Hit], dense=None, min_overlap: float = 0.6, min_similarity: float = 0.62):
+    def __init__(self, hits: list[Hit], dense=None, terms=None, min_overlap: float = 0.6, min_similarity: float = 0.62):
         self.hits = hits
         self.dense = dense  # () -> DenseEncoder, for meaning-level support; None: words only
+        # text -> set of content terms. The BM25 analyser (stop words out, Snowball stems) keeps
+        # "databases" and "database" one term, as retrieval does; a crude stemmer is the fallback.
+        self.terms = terms or content_words
         self.min_overlap = min_overlap
         self.min_similarity = min_similarity
         texts = [f"{h.context}\n{h.text}" for h in hits]
-        self.words = [content_words(t) for t in texts]
+        self.words = [self.terms(t) for t in texts]
         self.lower = [re.sub(r"\s+", " ", t.lower()) for t in texts]
         self._passage_vecs = None
         self._texts = texts
@@ -88,36 +91,53 @@ class Verifier:
             self._passage_vecs = enc.encode(self._texts)
         return self._passage_vecs @ enc.encode_query(sentence)
 
-    def check(self, sentence: str, cited: list[int]) -> Verdict:
-        words = content_words(sentence)
-        keys = key_terms(sentence)
-        sims = None
-        support = []
-        for i in range(len(self.hits)):
-            if not words:
-                support.append(0.0)
-                continue
-            overlap = len(words & self.words[i]) / len(words)
-            keys_ok = all(k in self.lower[i] or _stem(k) in self.words[i] for k in keys)
-            if not keys_ok:
-                support.append(0.0)
-                continue
-            if overlap < self.min_overlap:
-                if sims is None:
-                    sims = self._similarities(sentence)
-                overlap = overlap if sims[i] < self.min_similarity else max(overlap, float(sims[i]))
-            support.append(overlap)
+    def check(self, sentence: str, cited: list[int], question: str = "") -> Verdict:
+        """Support of one answer sentence by each passage, and by the passages it cites taken
+        together (a sentence may join facts from two). Words the sentence only echoes from
+        the question prove nothing, so support is measured on the rest: the claim."""
+        asked = self.terms(question) if question else set()
+        words = self.terms(re.sub(r"^\s*yes\b[,.!]?", "", sentence, flags=re.I))
+        claim = words - asked
+        keys = key_terms(sentence) - {k for k in key_terms(question)} if question else key_terms(sentence)
+        if not claim:
+            # "Yes [1]." restates the question: the passage must hold what was asked.
+            claim, keys = words | asked, key_terms(question)
+        words = words | claim
+        n = len(self.hits)
+        support = [self._support(claim, words, keys, sentence, [i]) for i in range(n)]
         v = Verdict(sentence, cited, support)
-        ok = [i + 1 for i, s in enumerate(support) if s >= self.min_overlap]
-        good_cited = [n for n in cited if n in ok]
-        if good_cited:
-            v.kept, v.reason = good_cited, "supported"
-        elif ok:
-            best = max(ok, key=lambda n: support[n - 1])
-            v.kept, v.reason = [best], "moved" if cited else "added"
+        valid = sorted({c for c in cited if 1 <= c <= n})
+        if valid and self._support(claim, words, keys, sentence, [c - 1 for c in valid]) >= self.min_overlap:
+            # Keep the cited passages that contribute to the claim.
+            v.kept = [c for c in valid if claim & self.words[c - 1] or len(valid) == 1] or valid
+            v.reason = "supported"
+            return v
+        ok = [i + 1 for i, sc in enumerate(support) if sc >= self.min_overlap]
+        if ok:
+            v.kept, v.reason = [max(ok, key=lambda c: support[c - 1])], "moved" if cited else "added"
         else:
             v.reason = "unsupported"
         return v
+
+    def _support(self, claim: set, sentence_words: set, keys: set[str], sentence: str, idx: list[int]) -> float:
+        if not claim:
+            return 0.0
+        words = set().union(*(self.words[i] for i in idx))
+        lower = " ".join(self.lower[i] for i in idx)
+        if not all(re.search(r"(?<![a-z0-9])" + re.escape(k) + r"(?![a-z0-9])", lower) for k in keys):
+            return 0.0
+        overlap = len(claim & words) / len(claim)
+        # The passage must also be about what the sentence is about, not merely share the
+        # one new word (a "100" in a code sample does not answer "how many steps").
+        topical = len(sentence_words & words) / len(sentence_words)
+        if topical < 0.4:
+            overlap = min(overlap, topical)
+        if overlap < self.min_overlap and len(idx) == 1 and self.dense is not None:
+            # Paraphrase: close in meaning to the passage although worded differently.
+            sim = float(self._similarities(sentence)[idx[0]])
+            if sim >= self.min_similarity:
+                return max(overlap, sim)
+        return overlap
 
 
 def split_sentences(text: str) -> Iterator[tuple[str, list[int]]]:
@@ -147,10 +167,11 @@ class Event:
 
 
 class Answerer:
-    def __init__(self, llm, settings, dense=None):
+    def __init__(self, llm, settings, dense=None, sparse=None):
         self.llm = llm
         self.settings = settings
         self.dense = dense
+        self.sparse = sparse
 
     def stream(self, question: str, hits: list[Hit], retrieve_ms: int, mode: str,
                history: list[dict] | None = None, standalone: str = "", started: float | None = None) -> Iterator[Event]:
@@ -180,7 +201,8 @@ class Answerer:
 
         context = hits[: s.context_passages]
         prompt = build_prompt(asked, context, self.llm.count_chat_tokens, self.llm.n_ctx, s.max_tokens, history)
-        verifier = Verifier(prompt.hits, self.dense if s.verify_citations else None)
+        terms = (lambda text: set(self.sparse().encode_query(text)[0])) if self.sparse else None
+        verifier = Verifier(prompt.hits, self.dense, terms)
         checks = {"prompt_tokens": prompt.tokens, "trimmed": prompt.trimmed, "dropped": prompt.dropped, "sentences": []}
 
         raw, pending = "", ""
@@ -197,7 +219,7 @@ class Answerer:
                     kept = [n for n in cited if 1 <= n <= len(prompt.hits)]
                     reason = "unchecked"
                 else:
-                    v = verifier.check(sentence, cited)
+                    v = verifier.check(sentence, cited, asked)
                     kept, reason = v.kept, v.reason
                 checks["sentences"].append({"text": sentence, "cited": cited, "kept": kept, "verdict": reason})
                 if s.verify_citations and not kept:

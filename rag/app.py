@@ -140,7 +140,7 @@ class RagApp:
         mode = mode or self.settings.mode
         hits = self.search(standalone, mode=mode, top_k=top_k, sources=sources, kinds=kinds)
         retrieve_ms = int((time.perf_counter() - started) * 1000)
-        answerer = Answerer(self.llm(), self.settings, self.dense)
+        answerer = Answerer(self.llm(), self.settings, self.dense, self.sparse)
         for event in answerer.stream(question, hits, retrieve_ms, mode, standalone=standalone, started=started):
             if event.kind == "done" and conversation_id:
                 self.history.add(conversation_id, "user", question)

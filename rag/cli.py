@@ -63,6 +63,19 @@ def build_parser() -> argparse.ArgumentParser:
     _retrieval(p)
     _common(p)
 
+    p = sub.add_parser("eval", help="score retrieval and answers on a gold question set")
+    p.add_argument("--gold", type=Path, help="gold questions, JSONL (default: eval/gold.jsonl)")
+    p.add_argument("--out", type=Path, default=Path("eval/out"), help="report folder (default: eval/out)")
+    p.add_argument("--model", dest="llm", help="model preset or path to a .gguf")
+    p.add_argument("--limit", type=int, help="only the first N questions")
+    p.add_argument("--retrieval-only", action="store_true", help="retrieval metrics only, without the LLM (seconds)")
+    p.add_argument("--no-verify", action="store_true", help="do not check citations (to measure what checking buys)")
+    p.add_argument("--mode", choices=["hybrid", "dense", "sparse"])
+    p.add_argument("--top-k", dest="top_k", type=int)
+    p.add_argument("--check", action="store_true", help="exit 1 if a metric is below its floor in the thresholds file")
+    p.add_argument("--thresholds", type=Path, help="floors for --check (default: eval/thresholds.toml)")
+    _common(p)
+
     p = sub.add_parser("sources", help="list the indexed documents")
     p.add_argument("--json", action="store_true")
     _common(p)
@@ -233,7 +246,32 @@ def cmd_chat(args, settings) -> int:
     return 0
 
 
-COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "chat": cmd_chat, "sources": cmd_sources}
+def cmd_eval(args, settings) -> int:
+    from eval.gold import DEFAULT_GOLD
+    from eval.report import summary_table
+    from eval.runner import run_eval
+
+    app = _app(settings)
+    try:
+        report = run_eval(app, args.gold or DEFAULT_GOLD, args.out, retrieval_only=args.retrieval_only,
+                          mode=args.mode, limit=args.limit)
+    finally:
+        app.close()
+    print(summary_table([report["summary"]]))
+    print(f"\nreport: {args.out / 'report.md'}")
+    if args.check:
+        from eval.gate import DEFAULT_THRESHOLDS, failures, load_thresholds
+
+        failed = failures(report["summary"], load_thresholds(args.thresholds or DEFAULT_THRESHOLDS), args.retrieval_only)
+        for line in failed:
+            sys.stderr.write(f"rag eval: below threshold: {line}\n")
+        if failed:
+            return 1
+        sys.stderr.write("rag eval: all metrics meet their thresholds\n")
+    return 0
+
+
+COMMANDS = {"eval": cmd_eval, "ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "chat": cmd_chat, "sources": cmd_sources}
 
 if __name__ == "__main__":
     sys.exit(main())

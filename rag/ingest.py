@@ -155,17 +155,18 @@ def _write_batch(store: QdrantStore, batch, dense, sparse, report: IngestReport)
         }
         pending = dict(final, ids=list(entry.get("ids", [])) if entry else [], pending_ids=sorted(set(ids) | old))
         store.write_manifest_entry(pending)
-        plans.append((found.source, ids, old, final))
+        renamed_from = entry["source"] if entry and entry.get("source") != found.source else None
+        plans.append((found.source, ids, old, final, renamed_from))
         report.files += 1
         report.passages += len(ids)
         report.duplicates += len(passages) - len(ids)
 
     # 2. Store passages: new ones embedded and written, known ones gain this source.
-    existing = store.get(sorted({pid for _, ids, _, _ in plans for pid in ids}))
+    existing = store.get(sorted({pid for _, ids, *_ in plans for pid in ids}))
     new: dict[str, dict] = {}
     new_passages: dict[str, Passage] = {}
     merged: dict[str, dict] = {}
-    for source, ids, _old, _ in plans:
+    for source, ids, *_ in plans:
         for pid, p in ids.items():
             payload = existing.get(pid) or new.get(pid)
             if payload is None:
@@ -178,6 +179,14 @@ def _write_batch(store: QdrantStore, batch, dense, sparse, report: IngestReport)
                 payload["spans"][source] = [p.start, p.end]
                 if pid in existing:
                     merged[pid] = {"sources": payload["sources"], "spans": payload["spans"]}
+            elif payload["spans"].get(source) != [p.start, p.end]:
+                # An edited file moves its unchanged passages: keep their spans true.
+                payload["spans"][source] = [p.start, p.end]
+                update = {"spans": payload["spans"]}
+                if payload.get("source") == source:
+                    update.update(context=p.context, section=p.section, title=p.title)
+                if pid in existing:
+                    merged.setdefault(pid, {}).update(update)
     if new:
         order = list(new)
         texts = [new_passages[pid].search_text for pid in order]
@@ -188,10 +197,12 @@ def _write_batch(store: QdrantStore, batch, dense, sparse, report: IngestReport)
         store.set_payloads(merged)
 
     # 3. Detach what the files no longer contain, then make the entries final.
-    for source, ids, old, final in plans:
+    for source, ids, old, final, renamed_from in plans:
         stale = old - set(ids)
         if stale:
             report.removed += _detach(store, source, stale)
+        if renamed_from:  # the same file reached under another name: the old name goes
+            report.removed += _detach(store, renamed_from, old)
         store.write_manifest_entry(dict(final, pending_ids=[]))
 
 

@@ -102,7 +102,9 @@ def decode_text(raw: bytes) -> str:
     if b"\x00" in head:
         # NULs without a BOM: UTF-16 without BOM is rare; binary is common.
         for codec in ("utf-16-le", "utf-16-be"):
-            if head[1::2 if codec.endswith("le") else 2].count(0) > len(head) * 0.4:
+            # ASCII-range UTF-16 has its zero bytes on the odd (LE) or even (BE) positions.
+            zeros = head[1::2] if codec.endswith("le") else head[0::2]
+            if zeros.count(0) > len(zeros) * 0.8:
                 try:
                     return raw.decode(codec)
                 except UnicodeDecodeError:

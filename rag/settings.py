@@ -54,7 +54,7 @@ class Settings:
     context_passages: int = 4
     # Below this dense similarity of the best passage, retrieval is judged to hold nothing
     # relevant and the assistant abstains without asking the model. Calibrated on eval/gold.jsonl.
-    min_relevance: float = 0.30
+    min_relevance: float = 0.12
     verify_citations: bool = True
     # UI
     ui_auth: str = ""  # "user:password"

@@ -57,3 +57,41 @@ def make_app(tmp_path, dense_encoder):
     yield build
     for app in apps:
         app.close()
+
+
+def _load_llm(tmp_path_factory, preset: str):
+    from rag.llm import LocalLLM, resolve_model
+
+    name, path = resolve_model(preset, tmp_path_factory.mktemp("models"))
+    return LocalLLM(path, name, n_ctx=4096)
+
+
+@pytest.fixture(scope="session")
+def small_llm(tmp_path_factory):
+    """SmolLM2-135M: for the plumbing (streaming, JSON shape, budgets); useless for quality."""
+    return _load_llm(tmp_path_factory, "smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def default_llm(tmp_path_factory):
+    """The default model, for behaviour: grounded answers, refusals, injections."""
+    return _load_llm(tmp_path_factory, "qwen2.5-coder-1.5b")
+
+
+@pytest.fixture
+def make_answer_app(tmp_path, dense_encoder):
+    """An app over the shipped corpus with a shared, already-loaded LLM."""
+    from rag.app import RagApp
+    from rag.settings import load_settings
+
+    apps = []
+
+    def build(llm, **overrides):
+        overrides.setdefault("data_dir", tmp_path / "data")
+        app = RagApp(load_settings(**overrides), dense_encoder=dense_encoder, llm=llm)
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        app.close()

@@ -1,0 +1,80 @@
+"""`rag eval`: every gold question through the same path as `rag ask`, scored, written to
+DIR/report.json and DIR/report.md as it goes (an interrupted run keeps what it did)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from eval.gold import GoldQuestion, load_gold
+from eval.metrics import answer_metrics, retrieval_metrics, summarise
+
+RETRIEVAL_DEPTH = 10
+
+
+def run_questions(
+    app, gold: list[GoldQuestion], retrieval_only: bool = False, mode: str | None = None,
+    on_row: Callable[[dict], None] | None = None, progress: bool = True,
+) -> list[dict]:
+    rows = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(gold), unit="q", file=sys.stderr, disable=None, desc="eval")
+    for q in gold:
+        started = time.perf_counter()
+        if retrieval_only:
+            hits = app.search(q.question, mode=mode, top_k=RETRIEVAL_DEPTH)
+            ms = int((time.perf_counter() - started) * 1000)
+            result = {"question": q.question, "passages": [h.to_json() for h in hits], "mode": mode or app.settings.mode,
+                      "timings_ms": {"retrieve": ms, "total": ms}}
+        else:
+            result = app.ask(q.question, mode=mode).to_json()
+            # Retrieval metrics look deeper than the answer's passages when the app retrieved fewer.
+        metrics = retrieval_metrics(q, result["passages"]) if q.answerable else {}
+        if not retrieval_only:
+            metrics.update(answer_metrics(q, result))
+        row = dict(result, id=q.id, kind=q.kind, answerable=q.answerable, evidence=q.evidence,
+                   answer_any=q.answer_any, metrics=metrics)
+        rows.append(row)
+        if on_row:
+            on_row(row)
+        if bar:
+            bar.update(1)
+    if bar:
+        bar.close()
+    return rows
+
+
+def run_eval(app, gold_path: Path, out_dir: Path, retrieval_only: bool = False, mode: str | None = None,
+             limit: int | None = None, label: str = "") -> dict:
+    gold = load_gold(gold_path)[: limit or None]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    partial = out_dir / "questions.jsonl"
+    partial.write_text("")
+
+    def keep(row: dict) -> None:
+        with partial.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    rows = run_questions(app, gold, retrieval_only, mode, on_row=keep)
+    summary = summarise(rows)
+    summary.update(config=label or describe(app, mode, retrieval_only), gold=str(gold_path))
+    report = {"summary": summary, "questions": rows}
+    (out_dir / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    from eval.report import write_markdown
+
+    write_markdown(out_dir / "report.md", [summary], rows)
+    return report
+
+
+def describe(app, mode: str | None, retrieval_only: bool) -> str:
+    s = app.settings
+    parts = [f"mode={mode or s.mode}"]
+    if not retrieval_only:
+        parts += [f"model={s.llm}", f"verify={'on' if s.verify_citations else 'off'}"]
+    return " ".join(parts)
