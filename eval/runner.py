@@ -17,14 +17,16 @@ RETRIEVAL_DEPTH = 10
 
 def run_questions(
     app, gold: list[GoldQuestion], retrieval_only: bool = False, mode: str | None = None,
-    on_row: Callable[[dict], None] | None = None, progress: bool = True,
+    on_row: Callable[[dict], None] | None = None, progress: bool = True, ask: Callable[[str], dict] | None = None,
+    desc: str = "eval",
 ) -> list[dict]:
+    """`ask` replaces the app's answer path (the llama-index baseline)."""
     rows = []
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(gold), unit="q", file=sys.stderr, disable=None, desc="eval")
+        bar = tqdm(total=len(gold), unit="q", file=sys.stderr, disable=None, desc=desc)
     for q in gold:
         started = time.perf_counter()
         if retrieval_only:
@@ -32,9 +34,10 @@ def run_questions(
             ms = int((time.perf_counter() - started) * 1000)
             result = {"question": q.question, "passages": [h.to_json() for h in hits], "mode": mode or app.settings.mode,
                       "timings_ms": {"retrieve": ms, "total": ms}}
+        elif ask is not None:
+            result = ask(q.question)
         else:
             result = app.ask(q.question, mode=mode).to_json()
-            # Retrieval metrics look deeper than the answer's passages when the app retrieved fewer.
         metrics = retrieval_metrics(q, result["passages"]) if q.answerable else {}
         if not retrieval_only:
             metrics.update(answer_metrics(q, result))
@@ -48,6 +51,50 @@ def run_questions(
     if bar:
         bar.close()
     return rows
+
+
+# The configurations of `rag eval --compare`: (label, settings overrides, retrieval mode).
+COMPARE = [
+    ("rag hybrid", {}, "hybrid"),
+    ("rag dense", {}, "dense"),
+    ("rag sparse", {}, "sparse"),
+    ("rag, citations unchecked", {"verify_citations": False}, "hybrid"),
+    ("rag, qwen2.5-coder-0.5b", {"llm": "qwen2.5-coder-0.5b"}, "hybrid"),
+    ("llama-index defaults", None, None),
+]
+
+
+def run_compare(app, gold_path: Path, out_dir: Path, limit: int | None = None, retrieval_only: bool = False) -> list[dict]:
+    """Every configuration on the same gold set, side by side; the first is the reference."""
+    gold = load_gold(gold_path)[: limit or None]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summaries, first_rows = [], None
+    for label, overrides, mode in COMPARE:
+        if retrieval_only and (overrides or overrides is None):
+            continue
+        if overrides is None:
+            from eval.baseline import LlamaIndexBaseline
+
+            baseline = LlamaIndexBaseline(app)
+            rows = run_questions(app, gold, ask=baseline.ask, desc=label)
+        else:
+            derived = app.derive(**overrides) if overrides else app
+            rows = run_questions(derived, gold, retrieval_only, mode, desc=label)
+        summary = summarise(rows)
+        summary["config"] = label
+        summaries.append(summary)
+        first_rows = first_rows or rows
+        (out_dir / f"{_slug(label)}.json").write_text(json.dumps({"summary": summary, "questions": rows}, ensure_ascii=False, indent=1), encoding="utf-8")
+    report = {"summary": summaries[0], "questions": first_rows, "configs": summaries}
+    (out_dir / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    from eval.report import write_markdown
+
+    write_markdown(out_dir / "report.md", summaries, first_rows, title="Evaluation: configurations compared")
+    return summaries
+
+
+def _slug(label: str) -> str:
+    return "-".join("".join(ch if ch.isalnum() or ch == "." else " " for ch in label.lower()).split())
 
 
 def run_eval(app, gold_path: Path, out_dir: Path, retrieval_only: bool = False, mode: str | None = None,

@@ -69,7 +69,7 @@ class Verdict:
 
 
 class Verifier:
-    def __init__(self, hits: list[Hit], dense=None, terms=None, min_overlap: float = 0.6, min_similarity: float = 0.62):
+    def __init__(self, hits: list[Hit], dense=None, terms=None, min_overlap: float = 0.67, min_similarity: float = 0.62):
         self.hits = hits
         self.dense = dense  # () -> DenseEncoder, for meaning-level support; None: words only
         # text -> set of content terms. The BM25 analyser (stop words out, Snowball stems) keeps
@@ -80,6 +80,15 @@ class Verifier:
         texts = [f"{h.context}\n{h.text}" for h in hits]
         self.words = [self.terms(t) for t in texts]
         self.lower = [re.sub(r"\s+", " ", t.lower()) for t in texts]
+        # A claim must be found together, within two neighbouring sentences of a passage (with
+        # its context), not scattered over it: "100" in a code line and "steps" three
+        # sentences later do not make "it takes 100 steps".
+        self.windows = []
+        for h in hits:
+            ctx = self.terms(h.context) if h.context else set()
+            parts = [p for p in re.split(r"(?<=[.!?])\s+|\n+", h.text) if p.strip()] or [h.text]
+            spans = [" ".join(parts[j : j + 2]) for j in range(max(1, len(parts) - 1))]
+            self.windows.append([(self.terms(w) | ctx, re.sub(r"\s+", " ", w.lower()) + " " + h.context.lower()) for w in spans])
         self._passage_vecs = None
         self._texts = texts
 
@@ -122,9 +131,16 @@ class Verifier:
     def _support(self, claim: set, sentence_words: set, keys: set[str], sentence: str, idx: list[int]) -> float:
         if not claim:
             return 0.0
+        if len(idx) == 1:
+            # The best window of the passage.
+            return max(self._score(claim, sentence_words, keys, sentence, idx[0], w, low) for w, low in self.windows[idx[0]])
         words = set().union(*(self.words[i] for i in idx))
         lower = " ".join(self.lower[i] for i in idx)
-        if not all(re.search(r"(?<![a-z0-9])" + re.escape(k) + r"(?![a-z0-9])", lower) for k in keys):
+        return self._score(claim, sentence_words, keys, sentence, None, words, lower)
+
+    def _score(self, claim, sentence_words, keys, sentence, i, words: set, lower: str) -> float:
+        # A number inside code ("max_tokens=100") is not a stated fact.
+        if not all(re.search(r"(?<![a-z0-9_=])" + re.escape(k) + r"(?![a-z0-9_=])", lower) for k in keys):
             return 0.0
         overlap = len(claim & words) / len(claim)
         # The passage must also be about what the sentence is about, not merely share the
@@ -132,9 +148,9 @@ class Verifier:
         topical = len(sentence_words & words) / len(sentence_words)
         if topical < 0.4:
             overlap = min(overlap, topical)
-        if overlap < self.min_overlap and len(idx) == 1 and self.dense is not None:
+        if overlap < self.min_overlap and i is not None and self.dense is not None and topical >= 0.4:
             # Paraphrase: close in meaning to the passage although worded differently.
-            sim = float(self._similarities(sentence)[idx[0]])
+            sim = float(self._similarities(sentence)[i])
             if sim >= self.min_similarity:
                 return max(overlap, sim)
         return overlap

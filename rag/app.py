@@ -8,6 +8,7 @@ Heavy things (the embedding model, the LLM, the store) are built on first use, s
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rag.errors import BadInput
+from rag.errors import BadInput, CorruptIndex
 from rag.settings import Settings
 from rag.types import Answer, Hit, IngestReport
 
@@ -39,6 +40,18 @@ class RagApp:
         # llama.cpp context are not safe to share between threads (the UI serves several).
         self._store_lock = threading.RLock()
         self._build_lock = threading.Lock()
+
+    def derive(self, **overrides) -> RagApp:
+        """An app with other settings over the same store and the already-loaded models (the
+        embedded store admits one client per process). Its close() leaves them open."""
+        settings = self.settings.with_overrides(**overrides)
+        same_llm = settings.llm == self.settings.llm and "_llm" in self.__dict__
+        child = RagApp(settings, dense_encoder=self.dense(), llm=self._llm if same_llm else None)
+        child.__dict__["store"] = self.store
+        child._sparse = self.sparse()
+        child._store_lock = self._store_lock
+        child._borrowed = True
+        return child
 
     # -- pieces, built once -------------------------------------------------------------
     @cached_property
@@ -86,6 +99,8 @@ class RagApp:
         return Retriever(self.store, self.dense, self.sparse)
 
     def close(self) -> None:
+        if getattr(self, "_borrowed", False):
+            return
         if "store" in self.__dict__:
             self.store.close()
         if "history" in self.__dict__:
@@ -96,6 +111,13 @@ class RagApp:
         from rag.ingest import ingest
 
         paths = [Path(p) for p in (paths or [self.settings.corpus])]
+        if rebuild and not self.settings.qdrant_url:
+            try:
+                _ = self.store
+            except CorruptIndex:
+                # A store too damaged to open is what --rebuild is for: start it afresh. The
+                # conversation database lives elsewhere and is untouched.
+                shutil.rmtree(self.settings.qdrant_path, ignore_errors=True)
         with self._store_lock:
             return ingest(paths, self.settings, self.store, self.dense, self.sparse, rebuild=rebuild, progress=progress)
 

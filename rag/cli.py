@@ -72,8 +72,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-verify", action="store_true", help="do not check citations (to measure what checking buys)")
     p.add_argument("--mode", choices=["hybrid", "dense", "sparse"])
     p.add_argument("--top-k", dest="top_k", type=int)
+    p.add_argument("--compare", action="store_true", help="run the three modes, citations unchecked, the 0.5B model and a llama-index baseline side by side")
     p.add_argument("--check", action="store_true", help="exit 1 if a metric is below its floor in the thresholds file")
     p.add_argument("--thresholds", type=Path, help="floors for --check (default: eval/thresholds.toml)")
+    _common(p)
+
+    p = sub.add_parser("ui", help="serve the chat page (Gradio)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; any other needs --auth)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--auth", help="user:password, required off localhost (RAG_UI_AUTH)")
+    p.add_argument("--model", dest="llm", help="model preset or path to a .gguf")
+    _common(p)
+
+    p = sub.add_parser("feedback", help="export the thumbs up/down given in the UI")
+    p.add_argument("action", choices=["export"])
+    p.add_argument("--out", type=Path, help="JSONL file (default: stdout)")
     _common(p)
 
     p = sub.add_parser("sources", help="list the indexed documents")
@@ -253,11 +266,18 @@ def cmd_eval(args, settings) -> int:
 
     app = _app(settings)
     try:
-        report = run_eval(app, args.gold or DEFAULT_GOLD, args.out, retrieval_only=args.retrieval_only,
-                          mode=args.mode, limit=args.limit)
+        if args.compare:
+            from eval.runner import run_compare
+
+            summaries = run_compare(app, args.gold or DEFAULT_GOLD, args.out, limit=args.limit, retrieval_only=args.retrieval_only)
+            report = {"summary": summaries[0]}
+        else:
+            report = run_eval(app, args.gold or DEFAULT_GOLD, args.out, retrieval_only=args.retrieval_only,
+                              mode=args.mode, limit=args.limit)
+            summaries = [report["summary"]]
     finally:
         app.close()
-    print(summary_table([report["summary"]]))
+    print(summary_table(summaries))
     print(f"\nreport: {args.out / 'report.md'}")
     if args.check:
         from eval.gate import DEFAULT_THRESHOLDS, failures, load_thresholds
@@ -271,7 +291,34 @@ def cmd_eval(args, settings) -> int:
     return 0
 
 
-COMMANDS = {"eval": cmd_eval, "ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "chat": cmd_chat, "sources": cmd_sources}
+def cmd_ui(args, settings) -> int:
+    from ui import serve
+
+    app = _app(settings)
+    try:
+        sys.stderr.write(f"rag ui: serving on http://{args.host}:{args.port} (Ctrl-C stops it)\n")
+        serve(app, host=args.host, port=args.port, auth=args.auth or settings.ui_auth or None)
+    finally:
+        app.close()
+    return 0
+
+
+def cmd_feedback(args, settings) -> int:
+    app = _app(settings)
+    try:
+        rows = app.history.feedback()
+    finally:
+        app.close()
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    if args.out:
+        args.out.write_text(lines, encoding="utf-8")
+        sys.stderr.write(f"wrote {len(rows)} feedback records to {args.out}\n")
+    else:
+        sys.stdout.write(lines)
+    return 0
+
+
+COMMANDS = {"ui": cmd_ui, "feedback": cmd_feedback, "eval": cmd_eval, "ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "chat": cmd_chat, "sources": cmd_sources}
 
 if __name__ == "__main__":
     sys.exit(main())

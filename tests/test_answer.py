@@ -63,6 +63,26 @@ def test_number_in_an_unrelated_passage_does_not_support_a_claim(terms):
     assert verdict.reason == "unsupported"
 
 
+def test_claim_words_scattered_over_a_passage_do_not_support_it(terms):
+    # "reverse process" is in one sentence and "100" in a code line far below it.
+    diffusion = hit("Diffusion models generate data by reversing a noise-adding process, gradually refining "
+                    "random noise.\nThey are powerful.\n# Pseudocode\noutput = transformer.generate(prompt, max_tokens=100)", n=1)
+    verifier = Verifier([diffusion], None, terms)
+    assert verifier.check("The reverse process of a diffusion model takes 100 steps.", [1],
+                          "How many steps does the reverse process take?").reason == "unsupported"
+    assert verifier.check("Diffusion models generate data by reversing a noise-adding process.", [1],
+                          "How do diffusion models generate data?").reason == "supported"
+
+
+def test_generic_advice_is_not_supported_by_a_table_row_sharing_a_word(terms):
+    row = hit("Training complexity\tHigh\tModerate\tHigh\tModerate\tHigh",
+              "Guide to Choosing a Generative AI Model Type\nTable columns: Feature | GANs | VAEs | Flow-based models", n=1)
+    verdict = Verifier([row], None, terms).check(
+        "The learning rate should be adjusted based on the complexity of the model and the dataset.", [],
+        "What learning rate should I use to train a GAN?")
+    assert verdict.reason == "unsupported"
+
+
 def test_markers_after_the_full_stop_belong_to_the_sentence():
     sentences = list(split_sentences("GANs came in 2014. [1] VAEs are stable [3]. Both generate data."))
     assert sentences == [("GANs came in 2014.", [1]), ("VAEs are stable.", [3]), ("Both generate data.", [])]

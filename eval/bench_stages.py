@@ -1,0 +1,717 @@
+"""The measuring half of `python -m eval.bench`: each stage runs in a fresh process
+(`python -m eval.bench_stages STAGE PARAMS.json OUT.json`) so its peak RSS is its own, and
+writes one JSON object. Nothing here writes outside the bench's temporary folder.
+
+Stages
+  prep       chunk the Python docs: the embed/ingest corpus (copied) and the point pool
+  embed      DenseEncoder.encode bare on that corpus, grouped as ingest groups it
+  ingest     RagApp.ingest of the same corpus into a fresh data dir (timed per step), then
+             the 3 guides: fresh, unchanged again (warm and cold, in process)
+  answers    the LLM bare (prefill, decode), then gold questions through RagApp.ask, and a
+             check of llama.cpp's KV-cache prefix reuse
+  local      embedded Qdrant (qdrant-client local mode) at N points: build, open, query
+  edge       qdrant-edge EdgeShard (HNSW) at N points: build, optimise, open, query
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+DIM = 384  # all-MiniLM-L6-v2
+INGEST_BATCH = 512  # rag.ingest.BATCH_PASSAGES, mirrored for the bare embedding run
+
+
+# -- small helpers -------------------------------------------------------------------------
+def proc_status_mb(field: str) -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    if field == "VmHWM":
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return 0.0
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    v = sorted(values)
+    if len(v) == 1:
+        return v[0]
+    pos = (len(v) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (pos - lo)
+
+
+def dist(values: list[float], digits: int = 2) -> dict:
+    return {
+        "n": len(values),
+        "p50": _r(pct(values, 50), digits),
+        "p95": _r(pct(values, 95), digits),
+        "mean": _r(statistics.fmean(values), digits) if values else None,
+        "max": _r(max(values), digits) if values else None,
+    }
+
+
+def _r(x, digits=2):
+    return None if x is None else round(float(x), digits)
+
+
+def settings_for(data_dir: Path, **kw):
+    """Defaults only (RAG_* of the calling shell ignored), with our data dir."""
+    from rag.settings import load_settings
+
+    return load_settings(env={}, data_dir=data_dir, **kw)
+
+
+class Timers:
+    """Accumulated seconds per label, for wrapping the pieces of ingest."""
+
+    def __init__(self):
+        self.s: dict[str, float] = {}
+        self.n: dict[str, int] = {}
+
+    def wrap(self, label: str, fn):
+        def timed(*a, **kw):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                self.s[label] = self.s.get(label, 0.0) + time.perf_counter() - t
+                self.n[label] = self.n.get(label, 0) + 1
+
+        return timed
+
+    def report(self) -> dict:
+        return {k: round(v, 3) for k, v in sorted(self.s.items(), key=lambda kv: -kv[1])}
+
+
+def chunk_files(root: Path, settings):
+    """(file source, passages) per supported file under root, in ingest's order."""
+    from rag.chunking import chunk_document
+    from rag.loaders import SkipFile, find_files, load
+
+    files, _ = find_files([root])
+    for found in files:
+        try:
+            doc = load(found)
+        except SkipFile:
+            continue
+        yield found, chunk_document(doc, settings.chunk_tokens, settings.chunk_overlap)
+
+
+def ingest_groups(root: Path, settings) -> list[list[tuple[str, str]]]:
+    """The unique passages of a folder as ingest embeds them: files accumulated until the
+    batch holds >= 512 passages, each passage embedded once (dedup key) in the first batch
+    that holds it. Each group is a list of (dedup key, search_text)."""
+    from rag.normalise import dedup_key
+
+    seen: set[str] = set()
+    groups, group, count = [], [], 0
+    for _found, passages in chunk_files(root, settings):
+        for p in passages:
+            k = dedup_key(p.text)
+            if k not in seen:
+                seen.add(k)
+                group.append((k, p.search_text))
+        count += len(passages)
+        if count >= INGEST_BATCH:
+            groups.append(group)
+            group, count = [], 0
+    if group:
+        groups.append(group)
+    return groups
+
+
+def payload_of(p, source: str) -> dict:
+    """The payload ingest stores (mirrors rag.ingest._payload), for realistic point size."""
+    from rag.normalise import dedup_key
+
+    return {
+        "text": p.text, "context": p.context, "title": p.title, "section": p.section,
+        "kind": p.kind, "source": source, "sources": [source], "spans": {source: [p.start, p.end]},
+        "content_hash": dedup_key(p.text),
+    }
+
+
+def pool_points(pool_path: Path, vectors_path: Path, n: int, seed: int = 7):
+    """The first n points of the pool: (id, dense, (idx, val), payload, real). Passages embedded
+    by the embed stage keep their real vector; the others reuse one of those vectors, slightly
+    perturbed and renormalised (their sparse vector and payload are their own, real)."""
+    import numpy as np
+
+    with open(pool_path, "rb") as f:
+        pool = pickle.load(f)
+    data = np.load(vectors_path)
+    keys = [str(k) for k in data["keys"]]
+    vecs = data["vectors"].astype(np.float32)
+    index = {k: i for i, k in enumerate(keys)}
+    rng = np.random.default_rng(seed)
+    out = []
+    for i, (pid, key, sparse, payload) in enumerate(pool[:n]):
+        j = index.get(key)
+        if j is not None:
+            out.append((pid, vecs[j], sparse, payload, True))
+        else:
+            v = vecs[i % len(vecs)] + rng.normal(0.0, 0.03, DIM).astype(np.float32)
+            v /= np.linalg.norm(v)
+            out.append((pid, v, sparse, payload, False))
+    return out
+
+
+def gold_questions(n: int | None = None) -> list[str]:
+    from eval.gold import DEFAULT_GOLD, load_gold
+
+    qs = [q.question for q in load_gold(DEFAULT_GOLD)]
+    return qs[:n] if n else qs
+
+
+# -- stages ----------------------------------------------------------------------------------
+def stage_prep(p: dict) -> dict:
+    """Pick the HTML files of the embed/ingest corpus, copy them (and the guides) into the
+    bench folder, and chunk the docs into the point pool used for the retrieval sizes."""
+    from rag.chunking import chunk_document
+    from rag.embedding import SparseEncoder
+    from rag.loaders import FoundFile, SkipFile, find_files, load
+    from rag.normalise import dedup_key
+    from rag.settings import PROJECT_ROOT
+    from rag.store import point_id
+
+    root = Path(p["root"])
+    html_root = Path(p["pydoc_root"])
+    settings = settings_for(root / "unused")
+    t0 = time.perf_counter()
+    files, _ = find_files([html_root])
+    html = [f for f in files if f.path.suffix == ".html"]
+    others = [f for f in files if f.path.suffix != ".html"]
+
+    def chunks(found: FoundFile):
+        try:
+            doc = load(found)
+        except SkipFile:
+            return []
+        return chunk_document(doc, settings.chunk_tokens, settings.chunk_overlap)
+
+    # The embed/ingest corpus: whole HTML files, in order, until the target count of passages.
+    corpus_dir = root / "pydoc"
+    chosen, n_chosen, seen = [], 0, set()
+    cache: dict[str, list] = {}
+    for f in html:
+        if n_chosen >= p["embed_target"]:
+            break
+        ps = chunks(f)
+        cache[f.source] = ps
+        new = {dedup_key(x.text) for x in ps} - seen
+        if not new:
+            continue
+        seen |= new
+        n_chosen += len(new)
+        chosen.append(f)
+        dest = corpus_dir / f.source
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f.path, dest)
+    guides = root / "guides" / "corpus"
+    shutil.copytree(PROJECT_ROOT / "corpus", guides)
+
+    # The pool: the corpus's passages first, then the other HTML pages, then the reST sources.
+    sparse = SparseEncoder(settings.bm25_avg_len)
+    pool, keys = [], set()
+    order = chosen + [f for f in html if f not in chosen] + others
+    files_used = 0
+    for f in order:
+        if len(pool) >= p["pool_size"]:
+            break
+        ps = cache.pop(f.source, None)
+        if ps is None:
+            ps = chunks(f)
+        files_used += 1
+        fresh = []
+        for x in ps:
+            k = dedup_key(x.text)
+            if k not in keys:
+                keys.add(k)
+                fresh.append((k, x))
+        vecs = sparse.encode([x.search_text for _, x in fresh])
+        for (k, x), sv in zip(fresh, vecs):
+            pool.append((point_id(k), k, sv, payload_of(x, f.source)))
+    pool = pool[: p["pool_size"]]
+    with open(root / "pool.pkl", "wb") as fh:
+        pickle.dump(pool, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return {
+        "corpus_dir": str(corpus_dir),
+        "guides_dir": str(guides),
+        "corpus_files": len(chosen),
+        "corpus_passages": n_chosen,
+        "pool_path": str(root / "pool.pkl"),
+        "pool_points": len(pool),
+        "pool_files": files_used,
+        "docs_files_available": {"html": len(html), "other": len(others)},
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+
+
+def stage_embed(p: dict) -> dict:
+    import numpy as np
+
+    from rag.embedding import DenseEncoder, SparseEncoder
+
+    root = Path(p["root"])
+    settings = settings_for(root / "unused")
+    groups = ingest_groups(Path(p["corpus_dir"]), settings)
+    guide_groups = ingest_groups(Path(p["guides_dir"]), settings)
+    t = time.perf_counter()
+    enc = DenseEncoder(settings.embed_model, settings.embed_batch)
+    load_s = time.perf_counter() - t
+    enc.encode(["warm up the encoder", "a second sentence"])  # first call pays lazy init
+    rss_loaded = proc_status_mb("VmRSS")
+
+    def run(gs):
+        keys, vecs, t = [], [], time.perf_counter()
+        for g in gs:
+            vecs.append(enc.encode([text for _, text in g]))
+            keys.extend(k for k, _ in g)
+        return keys, np.concatenate(vecs) if vecs else np.zeros((0, DIM), np.float32), time.perf_counter() - t
+
+    keys, vecs, embed_s = run(groups)
+    gkeys, gvecs, guides_s = run(guide_groups)
+    texts = [text for g in groups for _, text in g]
+    sp = SparseEncoder(settings.bm25_avg_len)
+    t = time.perf_counter()
+    sp.encode(texts)
+    sparse_s = time.perf_counter() - t
+    tok = enc.model.tokenizer
+    lens = [len(tok(x, truncation=False)["input_ids"]) for x in texts[:400]]
+    np.savez(root / "vectors.npz", keys=np.array(keys + gkeys), vectors=np.concatenate([vecs, gvecs]))
+    n, gn = len(keys), len(gkeys)
+    return {
+        "passages": n,
+        "batches": len(groups),
+        "embed_s": round(embed_s, 2),
+        "embed_chunks_s": round(n / embed_s, 2),
+        "guides_passages": gn,
+        "guides_embed_s": round(guides_s, 2),
+        "guides_embed_chunks_s": round(gn / guides_s, 2),
+        "sparse_chunks_s": round(n / sparse_s, 1) if sparse_s else None,
+        "model_load_s": round(load_s, 2),
+        "batch_size": settings.embed_batch,
+        "max_seq_length": int(enc.model.max_seq_length),
+        "wordpiece_tokens": {"mean": round(statistics.fmean(lens), 1), "p95": pct(lens, 95), "over_max_seq": sum(x > enc.model.max_seq_length for x in lens) / max(1, len(lens))},
+        "rss_after_load_mb": round(rss_loaded, 1),
+        "torch_threads": __import__("torch").get_num_threads(),
+    }
+
+
+def _instrumented_app(settings, timers: Timers | None):
+    import rag.ingest as ingest_mod
+    from rag.app import RagApp
+
+    app = RagApp(settings)
+    t = time.perf_counter()
+    dense, sparse = app.dense(), app.sparse()
+    load_s = time.perf_counter() - t
+    dense.encode(["warm up the encoder"])
+    if timers is not None:
+        dense.encode = timers.wrap("dense_encode", dense.encode)
+        sparse.encode = timers.wrap("sparse_encode", sparse.encode)
+        store = app.store
+        for name in ("upsert", "get", "write_manifest_entry", "set_payloads", "read_manifest", "delete",
+                     "read_config", "drop", "ensure_collections"):
+            setattr(store, name, timers.wrap("store_" + name, getattr(store, name)))
+        ingest_mod.load = timers.wrap("load_file", ingest_mod.load)
+        ingest_mod.chunk_document = timers.wrap("chunk", ingest_mod.chunk_document)
+    return app, load_s
+
+
+def _ingest_once(app, path: Path, timers: Timers | None) -> dict:
+    if timers:
+        timers.s.clear()
+        timers.n.clear()
+    t = time.perf_counter()
+    report = app.ingest([path])
+    wall = time.perf_counter() - t
+    out = {"wall_s": round(wall, 3), "files": report.files, "passages": report.passages, "added": report.added,
+           "unchanged_files": report.unchanged_files, "duplicates": report.duplicates, "skipped": len(report.skipped)}
+    if report.added and wall:
+        out["ingest_chunks_s"] = round(report.added / wall, 2)
+    if timers:
+        out["breakdown_s"] = timers.report()
+        out["breakdown_s"]["other"] = round(wall - sum(timers.s.values()), 3)
+    return out
+
+
+def stage_ingest(p: dict) -> dict:
+    """Full ingest of the Python-docs corpus, then the guides: fresh, unchanged in the same
+    process (warm), unchanged in a new RagApp (cold: opens the store, reads the manifest)."""
+    root = Path(p["root"])
+    timers = Timers()
+    res = {}
+    settings = settings_for(Path(p["pydoc_data"]))
+    app, load_s = _instrumented_app(settings, timers)
+    res["models_load_s"] = round(load_s, 2)
+    res["pydoc"] = _ingest_once(app, Path(p["corpus_dir"]), timers)
+    t = time.perf_counter()
+    res["pydoc_unchanged"] = _ingest_once(app, Path(p["corpus_dir"]), None)
+    res["pydoc_unchanged"]["wall_s"] = round(time.perf_counter() - t, 3)
+    dense, sparse = app.dense(), app.sparse()
+    app.close()
+
+    from rag.app import RagApp
+
+    gsettings = settings_for(Path(p["guides_data"]), corpus=Path(p["guides_dir"]))
+    gapp = RagApp(gsettings, dense_encoder=dense)
+    gapp._sparse = sparse
+    res["guides"] = _ingest_once(gapp, Path(p["guides_dir"]), None)
+    res["guides_unchanged_warm"] = _ingest_once(gapp, Path(p["guides_dir"]), None)
+    gapp.close()
+    t = time.perf_counter()
+    cold = RagApp(gsettings)  # a new app: opens the store and reads the manifest again
+    r = cold.ingest([Path(p["guides_dir"])])
+    res["guides_unchanged_cold"] = {"wall_s": round(time.perf_counter() - t, 3), "added": r.added,
+                                   "unchanged_files": r.unchanged_files}
+    cold.close()
+    del root
+    return res
+
+
+def stage_answers(p: dict) -> dict:
+    """The LLM bare, then the gold questions through RagApp.ask, then KV-cache reuse checks."""
+    from rag.app import RagApp
+
+    settings = settings_for(Path(p["guides_data"]), corpus=Path(p["guides_dir"]), llm=p["model"])
+    app = RagApp(settings)
+    app.search("warm up the retriever")  # loads the embedding model and opens the store
+    t = time.perf_counter()
+    llm = app.llm()
+    llm_load_s = time.perf_counter() - t
+    L = llm._llm
+    res: dict = {"llm_load_s": round(llm_load_s, 2), "model": llm.name, "n_threads": L.n_threads,
+                 "n_batch": L.n_batch, "n_ctx": L.n_ctx()}
+
+    # -- bare prefill: distinct ~500-token prompts, each on an emptied cache --------------
+    text = "\n\n".join(f.read_text(encoding="utf-8", errors="ignore")
+                       for f in sorted(Path(p["guides_dir"]).glob("*")) if f.is_file())
+    toks = L.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+    n = p["prefill_tokens"]
+    rates = []
+    for rep in range(p["prefill_reps"]):
+        start = (rep * (n + 97)) % max(1, len(toks) - n)
+        window = toks[start : start + n]
+        L.reset()
+        t = time.perf_counter()
+        L.eval(window)
+        rates.append(len(window) / (time.perf_counter() - t))
+    # -- bare decode: greedy, one token at a time (EOS ignored: the cost is the same) ------
+    t = time.perf_counter()
+    for _ in range(p["decode_tokens"]):
+        tok = L.sample(temp=0.0)
+        L.eval([tok])
+    decode_s = time.perf_counter() - t
+    res["prefill_tok_s"] = round(statistics.median(rates), 2)
+    res["prefill_runs_tok_s"] = [round(r, 2) for r in rates]
+    res["prefill_tokens"] = n
+    res["decode_tok_s"] = round(p["decode_tokens"] / decode_s, 2)
+    res["decode_tokens"] = p["decode_tokens"]
+    L.reset()
+
+    # Record, for every generation, how much of its prompt the KV cache already held.
+    calls: list[dict] = []
+    orig_chat = llm.chat
+
+    def chat(messages, **kw):
+        prompt = L.tokenize(llm.format_prompt(messages).encode("utf-8"), add_bos=False, special=True)
+        cached = list(L._input_ids[: L.n_tokens])
+        common = 0
+        for a, b in zip(cached, prompt):
+            if a != b:
+                break
+            common += 1
+        calls.append({"prompt_tokens": len(prompt), "cached_prefix": min(common, len(prompt) - 1)})
+        yield from orig_chat(messages, **kw)
+
+    llm.chat = chat
+    from rag.prompt import SYSTEM_PROMPT
+
+    sys_tokens = llm.count_chat_tokens([{"role": "system", "content": SYSTEM_PROMPT}])
+    res["system_prompt_tokens"] = sys_tokens
+
+    rows = []
+    for i, q in enumerate(gold_questions(p["questions"])):
+        before = len(calls)
+        t = time.perf_counter()
+        try:
+            ans = app.ask(q)
+        except Exception as exc:  # a failed question is reported, not fatal
+            rows.append({"i": i, "question": q, "error": f"{type(exc).__name__}: {exc}"[:200]})
+            continue
+        wall = time.perf_counter() - t
+        c = ans.checks or {}
+        row = {
+            "i": i, "question": q[:80], "wall_s": round(wall, 3),
+            "first_token_s": ans.timings_ms.get("first_token", 0) / 1000,
+            "total_s": ans.timings_ms.get("total", 0) / 1000,
+            "retrieve_s": ans.timings_ms.get("retrieve", 0) / 1000,
+            "abstained": ans.abstained,
+            "refused_before_llm": "refused" in c and "prompt_tokens" not in c,
+            "prompt_tokens": c.get("prompt_tokens"),
+            "answer_tokens": llm.count_tokens(ans.raw_answer) if ans.raw_answer else 0,
+        }
+        if len(calls) > before:
+            row["cached_prefix"] = calls[-1]["cached_prefix"]
+            row["llm_calls"] = len(calls) - before
+        rows.append(row)
+    res["per_question"] = rows
+
+    # -- KV-cache reuse: the same prompt cold, after another question, and asked again -----
+    llm_rows = [r for r in rows if r.get("prompt_tokens")]
+    checks = []
+    for target in llm_rows[: p["kv_checks"]]:
+        other = next((r for r in llm_rows if r["i"] != target["i"]), None)
+        q = next(x for i, x in enumerate(gold_questions(p["questions"])) if i == target["i"])
+        entry = {"i": target["i"], "prompt_tokens": target["prompt_tokens"]}
+        L.reset()
+        entry["cold"] = _ttft(app, q, calls)
+        if other is not None:
+            oq = gold_questions(p["questions"])[other["i"]]
+            _ttft(app, oq, calls)
+            entry["after_other_question"] = _ttft(app, q, calls)
+        entry["repeated"] = _ttft(app, q, calls)
+        checks.append(entry)
+    res["kv_checks"] = checks
+    app.close()
+    return res
+
+
+def _ttft(app, question: str, calls: list[dict]) -> dict:
+    """Time to the first generated token, generation stopped right there."""
+    t = time.perf_counter()
+    stream = app.ask_stream(question)
+    first = None
+    try:
+        for ev in stream:
+            if ev.kind == "token":
+                first = time.perf_counter() - t
+                break
+    finally:
+        stream.close()
+    return {"ttft_s": round(first, 3) if first is not None else None,
+            "cached_prefix": calls[-1]["cached_prefix"] if calls else None}
+
+
+def _queries(n: int):
+    """Query texts and their encodings (dense, sparse), so store timings exclude encoding."""
+    from rag.embedding import DenseEncoder, SparseEncoder
+
+    settings = settings_for(Path("/nonexistent"))
+    dense = DenseEncoder(settings.embed_model, settings.embed_batch)
+    sparse = SparseEncoder(settings.bm25_avg_len)
+    texts = gold_questions(n)
+    dense.encode_query("warm up")
+    enc_ms = []
+    encoded = []
+    for q in texts:
+        t = time.perf_counter()
+        dv = dense.encode_query(q)
+        enc_ms.append((time.perf_counter() - t) * 1000)
+        encoded.append((dv.tolist(), sparse.encode_query(q)))
+    return dense, sparse, texts, encoded, enc_ms
+
+
+def stage_local(p: dict) -> dict:
+    """qdrant-client local mode at N points: build through QdrantStore, reopen, query."""
+    import cProfile
+    import io
+    import pstats
+
+    from rag.ingest import index_config
+    from rag.retrieve import MODES, Retriever
+    from rag.store import QdrantStore
+
+    n = p["size"]
+    data = Path(p["data_dir"])
+    settings = settings_for(data)
+    points = pool_points(Path(p["pool_path"]), Path(p["vectors_path"]), n)
+    real = sum(1 for x in points if x[4])
+    res = {"points": len(points), "real_dense_vectors": real}
+    store = QdrantStore(settings)
+    store.drop()
+    store.ensure_collections(DIM)
+    store.write_config(index_config(settings, DIM))
+    t = time.perf_counter()
+    store.upsert((pid, v, sv, pl) for pid, v, sv, pl, _ in points)
+    res["build_s"] = round(time.perf_counter() - t, 2)
+    res["upsert_pts_s"] = round(len(points) / (time.perf_counter() - t), 1)
+    store.close()
+    del points, store
+    import gc
+
+    gc.collect()
+    dense, sparse, texts, encoded, enc_ms = _queries(p["queries"])
+    res["encode_query_ms"] = dist(enc_ms)
+    rss0 = proc_status_mb("VmRSS")
+    t = time.perf_counter()
+    store = QdrantStore(settings)
+    count = store.count()
+    res["open_s"] = round(time.perf_counter() - t, 3)
+    res["rss_collection_mb"] = round(proc_status_mb("VmRSS") - rss0, 1)
+    res["count"] = count
+    retriever = Retriever(store, lambda: dense, lambda: sparse)
+    for q in texts[:3]:
+        retriever.search(q, "hybrid", 5)
+    modes = {}
+    for mode in MODES:
+        e2e, st = [], []
+        for q, (dv, sv) in zip(texts, encoded):
+            t = time.perf_counter()
+            retriever.search(q, mode, 5)
+            e2e.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            store.query(mode, dv, sv, 5)
+            st.append((time.perf_counter() - t) * 1000)
+        modes[mode] = {"search_ms": dist(e2e), "store_ms": dist(st)}
+    res["modes"] = modes
+    if p.get("profile"):
+        prof = cProfile.Profile()
+        prof.enable()
+        for dv, sv in encoded[:10]:
+            store.query("hybrid", dv, sv, 5)
+        prof.disable()
+        buf = io.StringIO()
+        pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(8)
+        res["profile_hybrid_top"] = _profile_lines(buf.getvalue())
+    store.close()
+    res["disk_mb"] = round(sum(f.stat().st_size for f in data.rglob("*") if f.is_file()) / 2**20, 1)
+    return res
+
+
+def _profile_lines(text: str) -> list[str]:
+    lines = text.splitlines()
+    out, on = [], False
+    for line in lines:
+        if line.strip().startswith("ncalls"):
+            on = True
+            continue
+        if on and line.strip():
+            parts = line.split(None, 5)
+            if len(parts) == 6:
+                out.append(f"tottime {parts[1]}s  calls {parts[0]}  {parts[5][-90:]}")
+    return out[:8]
+
+
+def stage_edge(p: dict) -> dict:
+    """The same points in a qdrant-edge shard with an HNSW index; the same queries."""
+    import qdrant_edge as qe
+
+    from rag.store import DENSE, SPARSE
+
+    n = p["size"]
+    path = Path(p["data_dir"]) / "shard"
+    points = pool_points(Path(p["pool_path"]), Path(p["vectors_path"]), n)
+    cfg = qe.EdgeConfig(
+        vectors={DENSE: qe.EdgeVectorParams(size=DIM, distance=qe.Distance.Cosine)},
+        sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=p.get("full_scan_kb", 10000)),
+    )
+    if path.exists():
+        shutil.rmtree(path)
+    shard = qe.EdgeShard.create(str(path), cfg)
+    res = {"points": n, "real_dense_vectors": sum(1 for x in points if x[4]), "hnsw": {"m": 16, "ef_construct": 100}}
+    t = time.perf_counter()
+    for i in range(0, len(points), 512):
+        batch = [
+            qe.Point(pid, {DENSE: v.tolist(), SPARSE: qe.SparseVector(indices=list(sv[0]), values=list(sv[1]))}, pl)
+            for pid, v, sv, pl, _ in points[i : i + 512]
+        ]
+        shard.update(qe.UpdateOperation.upsert_points(batch))
+    res["upsert_s"] = round(time.perf_counter() - t, 2)
+    t = time.perf_counter()
+    shard.optimize()
+    res["optimize_s"] = round(time.perf_counter() - t, 2)
+    info = shard.info()
+    res["indexed_vectors"] = getattr(info, "indexed_vectors_count", None)
+    res["segments"] = getattr(info, "segments_count", None)
+    shard.flush()
+    shard.close()
+    del points, shard
+    import gc
+
+    gc.collect()
+    _dense, _sparse, texts, encoded, enc_ms = _queries(p["queries"])
+    rss0 = proc_status_mb("VmRSS")
+    t = time.perf_counter()
+    shard = qe.EdgeShard.load(str(path))
+    count = shard.count(qe.CountRequest())
+    res["open_s"] = round(time.perf_counter() - t, 3)
+    res["rss_collection_mb"] = round(proc_status_mb("VmRSS") - rss0, 1)
+    res["count"] = count
+
+    def req(mode, dv, sv, exact=False):
+        params = qe.SearchParams(exact=True) if exact else None
+        dq = qe.Query.Nearest(dv, using=DENSE)
+        sq = qe.Query.Nearest(qe.SparseVector(indices=list(sv[0]), values=list(sv[1])), using=SPARSE)
+        common = dict(with_payload=True, with_vector=[DENSE])
+        if mode == "dense":
+            return qe.QueryRequest(limit=5, query=dq, params=params, **common)
+        if mode == "sparse":
+            return qe.QueryRequest(limit=5, query=sq, **common)
+        return qe.QueryRequest(limit=5, prefetches=[qe.Prefetch(limit=20, query=dq, params=params), qe.Prefetch(limit=20, query=sq)],
+                               query=qe.Fusion.Rrf(k=2), **common)
+
+    for dv, sv in encoded[:3]:
+        shard.query(req("hybrid", dv, sv))
+    modes = {}
+    for mode in ("hybrid", "dense", "sparse"):
+        st = []
+        for dv, sv in encoded:
+            t = time.perf_counter()
+            shard.query(req(mode, dv, sv))
+            st.append((time.perf_counter() - t) * 1000)
+        modes[mode] = {"store_ms": dist(st)}
+    res["modes"] = modes
+    # Recall@5 of the HNSW dense search against an exact scan of the same shard.
+    hits = total = 0
+    for dv, sv in encoded:
+        approx = {str(x.id) for x in shard.query(req("dense", dv, sv))}
+        exact = {str(x.id) for x in shard.query(req("dense", dv, sv, exact=True))}
+        hits += len(approx & exact)
+        total += len(exact)
+    res["dense_recall_at_5_vs_exact"] = round(hits / max(1, total), 3)
+    shard.close()
+    res["disk_mb"] = round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20, 1)
+    return res
+
+
+STAGES = {
+    "prep": stage_prep, "embed": stage_embed, "ingest": stage_ingest, "answers": stage_answers,
+    "local": stage_local, "edge": stage_edge,
+}
+
+
+def main(argv: list[str]) -> int:
+    stage, params_path, out_path = argv
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    params = json.loads(Path(params_path).read_text())
+    t = time.perf_counter()
+    result = STAGES[stage](params)
+    result["stage_wall_s"] = round(time.perf_counter() - t, 2)
+    result["peak_rss_mb"] = round(proc_status_mb("VmHWM"), 1)
+    result["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    Path(out_path).write_text(json.dumps(result, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
