@@ -156,22 +156,55 @@ class Verifier:
         return overlap
 
 
-def split_sentences(text: str) -> Iterator[tuple[str, list[int]]]:
-    """(sentence without markers, the markers that follow or sit inside it)."""
-    pos = 0
+_ABBREVIATIONS = {"dr", "mr", "mrs", "ms", "prof", "st", "vs", "al", "etc", "eg", "ie", "fig", "no", "jr", "sr", "inc", "approx"}
+
+
+def _is_abbreviation(text: str, dot: int) -> bool:
+    """Whether the full stop at `dot` ends an abbreviation ("Dr.", "et al.", "e.g.") or an initial."""
+    word = re.search(r"([A-Za-z.]+)$", text[:dot])
+    if not word:
+        return False
+    w = word.group(1).lower().replace(".", "")
+    return w in _ABBREVIATIONS or (len(w) == 1 and word.group(1)[-1].isupper())
+
+
+def sentence_ends(text: str) -> list[int]:
+    """Where sentences end (after any markers that follow them), abbreviations excepted."""
+    ends = []
     for match in _SENT_END.finditer(text):
-        piece = text[pos : match.end()]
-        pos = match.end()
-        if piece.strip():
-            yield _strip_markers(piece)
-    if text[pos:].strip():
-        yield _strip_markers(text[pos:])
+        dot = match.start()
+        if match.group(0) == "" and text[dot - 1 : dot] == "." and _is_abbreviation(text, dot - 1):
+            continue
+        ends.append(match.end())
+    return ends
+
+
+def split_sentences(text: str) -> Iterator[tuple[str, list[int]]]:
+    """(sentence without markers, the markers that follow or sit inside it). A piece holding
+    nothing but markers ("… problem [1]. [2].") belongs to the sentence before it."""
+    pieces, pos = [], 0
+    for end in sentence_ends(text):
+        pieces.append(text[pos:end])
+        pos = end
+    pieces.append(text[pos:])
+    out: list[tuple[str, list[int]]] = []
+    for piece in pieces:
+        if not piece.strip():
+            continue
+        sentence, cited = _strip_markers(piece)
+        if not re.search(r"\w", sentence):
+            if out:
+                out[-1] = (out[-1][0], out[-1][1] + [c for c in cited if c not in out[-1][1]])
+            continue
+        out.append((sentence, cited))
+    yield from out
 
 
 def _strip_markers(piece: str) -> tuple[str, list[int]]:
     cited = [int(n) for group in _MARKER.findall(piece) for n in re.split(r"\s*,\s*", group)]
     clean = _MARKER.sub("", piece).strip()
     clean = re.sub(r"\s+([.!?,;:])", r"\1", clean)
+    clean = re.sub(r"\.\.$", ".", clean)
     return clean, cited
 
 
@@ -261,9 +294,9 @@ class Answerer:
             pending += token
             yield Event("token", token)
             # Settle every complete sentence; keep the unfinished tail (and a marker that may follow).
-            ends = list(_SENT_END.finditer(pending))
-            if len(ends) >= 1 and ends[-1].end() < len(pending.rstrip()):
-                cut = ends[-1].end()
+            ends = sentence_ends(pending)
+            if ends and ends[-1] < len(pending.rstrip()):
+                cut = ends[-1]
                 done, pending = pending[:cut], pending[cut:]
                 yield from settle(done)
         if pending.strip():

@@ -208,3 +208,9 @@ def test_follow_up_is_rewritten_from_the_conversation(make_answer_app, default_l
     assert any(w in follow.answer.lower() for w in ("mode collapse", "instability", "unstable", "large datasets", "challenging")), follow.answer
     turns = app.history.messages(conversation)
     assert [t["role"] for t in turns] == ["user", "assistant", "user", "assistant"]
+
+
+def test_abbreviations_and_stray_markers_do_not_split_sentences():
+    assert list(split_sentences("Dr. Quenta Vireo invented it in 2031 [1]. It paints clouds.")) == [
+        ("Dr. Quenta Vireo invented it in 2031.", [1]), ("It paints clouds.", [])]
+    assert list(split_sentences("The problem is hard [1].  [2].")) == [("The problem is hard.", [1, 2])]
