@@ -79,6 +79,7 @@ class Bench:
         self.logs = self.work / "logs"
         self.results: dict = {"meta": {}}
         self.load_samples: list[dict] = []
+        self.t0 = time.perf_counter()
 
     def note_load(self, label: str) -> None:
         self.load_samples.append({"at": label, "loadavg": [round(x, 2) for x in os.getloadavg()],
@@ -90,7 +91,7 @@ class Bench:
             sys.stderr.write(f"[bench {time.perf_counter() - self.t0:6.0f}s load {la:.1f}] {msg}\n")
             sys.stderr.flush()
 
-    def stage(self, name: str, label: str | None = None, **params) -> dict:
+    def stage(self, name: str, label: str | None = None, _env: dict | None = None, **params) -> dict:
         label = label or name
         self.say(f"{label} …")
         self.note_load(label)
@@ -98,7 +99,8 @@ class Bench:
         ppath = self.work / f"{label}.params.json"
         opath = self.work / f"{label}.result.json"
         ppath.write_text(json.dumps(params))
-        r = run([sys.executable, "-m", "eval.bench_stages", name, str(ppath), str(opath)], child_env(), self.logs / label)
+        r = run([sys.executable, "-m", "eval.bench_stages", name, str(ppath), str(opath)], child_env(**(_env or {})),
+                self.logs / label)
         if r["rc"] != 0 or not opath.exists():
             tail = r["stderr"].strip().splitlines()[-6:]
             self.say(f"{label} FAILED rc={r['rc']}: {' | '.join(tail)}")
@@ -106,6 +108,7 @@ class Bench:
         out = json.loads(opath.read_text())
         out["process_wall_s"] = r["wall_s"]
         out["process_peak_rss_mb"] = r["peak_rss_mb"]
+        self.say(f"{label} done in {r['wall_s']:.0f} s, peak RSS {r['peak_rss_mb']:.0f} MB")
         return out
 
     # -- the model file, shared by every data dir ----------------------------------------
@@ -173,23 +176,29 @@ class Bench:
             return R
         corpus, guides = prep["corpus_dir"], prep["guides_dir"]
 
-        R["embed"] = self.stage("embed", corpus_dir=corpus, guides_dir=guides)
         R["ingest"] = self.stage("ingest", corpus_dir=corpus, guides_dir=guides, pydoc_data=str(pdata),
                                  guides_data=str(gdata))
         self.reingest_cli(gdata, guides, runs=1 if q else 3)
         R["answers"] = self.stage("answers", guides_dir=guides, guides_data=str(gdata), model=model,
                                   questions=n_questions, prefill_tokens=500, prefill_reps=2 if q else 3,
-                                  decode_tokens=128, kv_checks=1 if q else 3)
+                                  decode_tokens=128, kv_checks=1 if q else 3, kv_light=q, threads_probe=not q)
         self.ask_rss(gdata, guides, model)
+        if not q:
+            R["torch_threads"] = {
+                "omp_default": self.stage("torch_threads", label="torch_threads_default", pool_path=prep["pool_path"]),
+                "omp_passive": self.stage("torch_threads", label="torch_threads_passive", pool_path=prep["pool_path"],
+                                          _env={"OMP_WAIT_POLICY": "PASSIVE"}),
+            }
 
         R["retrieval"] = {"qdrant_local": {}, "qdrant_edge": {}, "cli_search": {}}
-        n_queries = 20 if q else 76
+        n_queries = 10 if q else 76
         vectors = str(self.work / "vectors.npz")
         for n in sizes:
             d = self.data_dir(f"size_local_{n}")
             R["retrieval"]["qdrant_local"][str(n)] = self.stage(
                 "local", label=f"local_{n}", size=n, data_dir=str(d), pool_path=prep["pool_path"],
-                vectors_path=vectors, queries=n_queries, profile=(n == max(sizes)))
+                vectors_path=vectors, queries=n_queries, e2e_queries=10 if q else 20, profile=(n == max(sizes)),
+                fast_build=n > 10000)
             self.cli_search(n, d)
             if not a.no_edge:
                 R["retrieval"]["qdrant_edge"][str(n)] = self.stage(
@@ -297,8 +306,8 @@ def summarise(R: dict) -> dict:
     """Flat headline figures (the JSON's top level) from the stage results."""
     S: dict = {}
     ans = R.get("answers", {})
-    emb = R.get("embed", {})
     ing = R.get("ingest", {})
+    emb = ing.get("embed", {})
     S["prefill_tok_s"] = ans.get("prefill_tok_s")
     S["decode_tok_s"] = ans.get("decode_tok_s")
     rows = [r for r in ans.get("per_question", []) if "error" not in r]
@@ -341,8 +350,11 @@ def summarise(R: dict) -> dict:
     S["ingest_chunks_s"] = pyd.get("ingest_chunks_s")
     if S["embed_chunks_s"] and S["ingest_chunks_s"]:
         S["ingest_over_embed"] = round(S["embed_chunks_s"] / S["ingest_chunks_s"], 3)  # time ratio
+    bd = pyd.get("breakdown_s", {})
+    if bd and pyd.get("wall_s"):
+        S["ingest_dense_share"] = round(bd.get("dense_encode", 0) / pyd["wall_s"], 3)
     g = ing.get("guides", {})
-    S["guides"] = {"passages": g.get("added"), "embed_chunks_s": emb.get("guides_embed_chunks_s"),
+    S["guides"] = {"passages": g.get("added"), "embed_chunks_s": ing.get("guides_embed", {}).get("embed_chunks_s"),
                    "ingest_chunks_s": g.get("ingest_chunks_s")}
     if S["guides"]["embed_chunks_s"] and S["guides"]["ingest_chunks_s"]:
         S["guides"]["ingest_over_embed"] = round(S["guides"]["embed_chunks_s"] / S["guides"]["ingest_chunks_s"], 3)
@@ -370,21 +382,25 @@ def summarise(R: dict) -> dict:
 
 
 def _kv_verdict(ans: dict, pre: float | None) -> dict:
+    """Does llama.cpp keep the fixed system prompt (and a repeated prompt) in its KV cache?
+    Evidence: the cached prefix measured before each generation, the ttft of a prompt asked
+    cold / after another question / again, and the questions' own ttft against their floor."""
     checks = ans.get("kv_checks") or []
     sys_tok = ans.get("system_prompt_tokens")
     out = {"system_prompt_tokens": sys_tok, "checks": checks}
-    if not checks or not pre:
+    if not pre or not sys_tok:
         return out
-    c = checks[0]
-    cold = c["cold"]["ttft_s"]
-    warm = c.get("after_other_question", {}).get("ttft_s")
-    rep = c["repeated"]["ttft_s"]
-    out["expected_saving_s"] = round(sys_tok / pre, 2) if sys_tok else None
-    if cold and warm is not None:
-        out["measured_saving_s"] = round(cold - warm, 2)
-    reused = c.get("after_other_question", {}).get("cached_prefix")
-    out["system_prefix_reused"] = bool(reused and sys_tok and reused >= sys_tok - 8 and warm is not None and warm < cold)
-    out["full_prompt_reused_when_repeated"] = bool(rep is not None and cold and rep < 0.5 * cold)
+    out["expected_saving_s"] = round(sys_tok / pre, 2)
+    rows = [r for r in ans.get("per_question", []) if r.get("prompt_tokens")]
+    later = [r.get("cached_prefix", 0) for r in rows[1:]]
+    out["system_prefix_reused"] = bool(later) and min(later) >= sys_tok - 8
+    colds = [c["cold"]["ttft_s"] for c in checks if c.get("cold", {}).get("ttft_s")]
+    warms = [c["after_other_question"]["ttft_s"] for c in checks if c.get("after_other_question", {}).get("ttft_s")]
+    if colds and warms:
+        out["measured_saving_s"] = round(statistics.median(colds) - statistics.median(warms), 2)
+    reps = [(c["repeated"]["ttft_s"], c["repeated"]["cached_prefix"], c["prompt_tokens"]) for c in checks if c.get("repeated")]
+    out["full_prompt_reused_when_repeated"] = bool(reps) and all(
+        t is not None and cp is not None and cp >= n - 2 and t < 0.5 * n / pre for t, cp, n in reps)
     return out
 
 
@@ -400,8 +416,8 @@ def table(R: dict, S: dict) -> str:
       f"load avg start {'/'.join(map(str, m['loadavg_start']))}  end {'/'.join(map(str, m.get('loadavg_end', [])))}  "
       f"({m.get('duration_s', 0) / 60:.1f} min)")
     ans = R.get("answers", {})
-    if "error" in ans:
-        w(f"answers stage failed: {ans['error']}")
+    if "error" in ans or not ans:
+        w(f"answers stage failed or not run: {ans.get('error', '')}")
     else:
         w("")
         w(f"LLM bare   prefill {fmt(S['prefill_tok_s'])} tok/s ({ans.get('prefill_tokens')} tok, empty cache; runs "
@@ -426,32 +442,49 @@ def table(R: dict, S: dict) -> str:
               f"cached prefix {fq.get('cached_prefix', 0)}")
         kv = S["kv_cache"]
         for c in kv.get("checks", []):
-            w(f"  KV check q#{c['i']} ({c['prompt_tokens']} tok): cold {fmt(c['cold']['ttft_s'], '.2f')} s; after another "
-              f"question {fmt(c.get('after_other_question', {}).get('ttft_s'), '.2f')} s (cached "
-              f"{c.get('after_other_question', {}).get('cached_prefix')}); repeated {fmt(c['repeated']['ttft_s'], '.2f')} s "
-              f"(cached {c['repeated']['cached_prefix']})")
+            parts = []
+            for key, label in (("cold", "cold"), ("after_other_question", "after another question"), ("repeated", "asked again")):
+                if key in c:
+                    parts.append(f"{label} {fmt(c[key]['ttft_s'], '.2f')} s (cached {c[key]['cached_prefix']})")
+            w(f"  KV check q#{c['i']} ({c['prompt_tokens']} tok): " + "; ".join(parts))
         if kv.get("expected_saving_s") is not None:
-            w(f"  system prompt {kv['system_prompt_tokens']} tok: expected saving {kv['expected_saving_s']} s, measured "
-              f"{kv.get('measured_saving_s')} s → system-prefix reuse holds: {kv['system_prefix_reused']}; "
-              f"full reuse on a repeated question: {kv['full_prompt_reused_when_repeated']}")
-    emb, ing = R.get("embed", {}), R.get("ingest", {})
+            w(f"  system prompt {kv['system_prompt_tokens']} tok = {kv['expected_saving_s']} s of prefill; measured saving "
+              f"{fmt(kv.get('measured_saving_s'), '.2f')} s → system-prefix reuse holds: {kv['system_prefix_reused']}; "
+              f"a repeated question reuses its whole prompt: {kv['full_prompt_reused_when_repeated']}")
+    tp = ans.get("threads_probe") if isinstance(ans, dict) else None
+    if tp:
+        w("  llama.cpp threads (decode/batch), bare, 2 interleaved runs: " + "; ".join(
+            f"{k}: prefill {v['prefill_tok_s']} decode {v['decode_tok_s']} tok/s" for k, v in tp.items()))
+    tt = R.get("torch_threads")
+    if tt:
+        for k, v in tt.items():
+            if "error" in v:
+                continue
+            w(f"  torch ({k}, OMP_WAIT_POLICY={v['omp_wait_policy']}): " + "; ".join(
+                f"{th}: query {d['query_ms']} ms, batch {d['batch_passages_s']} passages/s"
+                for th, d in v.items() if th.startswith("threads_")))
+    ing = R.get("ingest", {})
     w("")
-    if "error" in emb or "error" in ing:
-        w(f"embed/ingest failed: {emb.get('error') or ing.get('error')}")
+    if "error" in ing or not ing:
+        w(f"embed/ingest failed or not run: {ing.get('error', '')}")
     else:
-        pyd = ing["pydoc"]
+        pyd, emb, info = ing["pydoc"], ing["embed"], ing["embed_info"]
         w(f"Embedding & ingest  ({emb['passages']} Python-doc passages from {R['prep']['corpus_files']} HTML files; "
-          f"wordpiece tokens mean {emb['wordpiece_tokens']['mean']}, batch {emb['batch_size']})")
-        w(f"  embed bare       {fmt(S['embed_chunks_s'])} passages/s   (model load {emb['model_load_s']} s; BM25 "
-          f"{fmt(emb.get('sparse_chunks_s'), '.0f')} passages/s)")
+          f"wordpiece tokens mean {info['wordpiece_tokens']['mean']}, {100 * info['wordpiece_tokens']['over_max_seq']:.0f}% "
+          f"over max_seq {info['max_seq_length']}; batch {info['batch_size']}, torch threads {info['torch_threads']})")
+        w(f"  embed bare       {fmt(S['embed_chunks_s'])} passages/s   (same process, before/after the ingest: "
+          f"{emb['before_ingest_s']} s / {emb['after_ingest_s']} s; models load {ing['models_load_s']} s; BM25 "
+          f"{fmt(info.get('sparse_chunks_s'), '.0f')} passages/s)")
         w(f"  ingest full      {fmt(S['ingest_chunks_s'])} passages/s   ingest time / embed time = "
-          f"{fmt(S.get('ingest_over_embed'), '.2f')}x")
+          f"{fmt(S.get('ingest_over_embed'), '.2f')}x; dense encoding is {fmt(100 * (S.get('ingest_dense_share') or 0), '.0f')}% "
+          f"of the ingest wall time")
         bd = pyd.get("breakdown_s", {})
         tot = pyd.get("wall_s") or 1
         w("  ingest breakdown " + ", ".join(f"{k} {v:.1f}s ({100 * v / tot:.0f}%)" for k, v in list(bd.items())[:7]))
+        w(f"  unchanged re-run of that corpus in process: {ing['pydoc_unchanged']['wall_s']} s")
         g = S["guides"]
         w(f"  3 guides ({g['passages']} passages): embed bare {fmt(g['embed_chunks_s'])}/s, ingest {fmt(g['ingest_chunks_s'])}/s, "
-          f"ratio {fmt(g.get('ingest_over_embed'), '.2f')}x")
+          f"ingest/embed time {fmt(g.get('ingest_over_embed'), '.2f')}x")
     re_ = R.get("reingest", {})
     if re_ and "error" not in re_:
         w(f"Re-ingest unchanged guides: `rag ingest` wall {re_['cli_wall_s_median']:.2f} s (runs {re_['cli_wall_s']}, "
@@ -469,7 +502,7 @@ def table(R: dict, S: dict) -> str:
     w("encoding; store = the Qdrant call alone; edge = qdrant-edge shard with HNSW, store call alone)")
     w(f"  {'points':>7} {'backend':7} {'hybrid':>15} {'dense':>15} {'sparse':>15} {'open s':>7} {'RSS MB':>7} {'coll MB':>8} {'build s':>8}  real vecs  CLI search s")
     ret = R.get("retrieval", {})
-    for n in [str(x) for x in m["sizes"]]:
+    for n in [str(x) for x in m.get("sizes", [])]:
         for backend in ("qdrant_local", "qdrant_edge"):
             r = ret.get(backend, {}).get(n)
             if not r:
@@ -487,7 +520,7 @@ def table(R: dict, S: dict) -> str:
             build = r.get("build_s") if backend == "qdrant_local" else (r.get("upsert_s", 0) + r.get("optimize_s", 0))
             cli = ret.get("cli_search", {}).get(n, {}).get("wall_s") if backend == "qdrant_local" else None
             w(f"  {n:>7} {backend[7:]:7} {cells[0]:>15} {cells[1]:>15} {cells[2]:>15} {fmt(r.get('open_s'), '.2f'):>7} "
-              f"{fmt(r.get('process_peak_rss_mb'), '.0f'):>7} {fmt(r.get('rss_collection_mb'), '.0f'):>8} {fmt(build, '.1f'):>8}  "
+              f"{fmt(r.get('process_peak_rss_mb') or r.get('peak_rss_mb'), '.0f'):>7} {fmt(r.get('rss_collection_mb'), '.0f'):>8} {fmt(build, '.1f'):>8}  "
               f"{r.get('real_dense_vectors'):>9}  {fmt(cli, '.1f')}")
             if backend == "qdrant_local":
                 st = "/".join(f"{r['modes'][x]['store_ms']['p50']:.1f}" for x in ("hybrid", "dense", "sparse"))
@@ -523,21 +556,31 @@ def parse(argv):
 def main(argv=None) -> int:
     args = parse(argv)
     bench = Bench(args)
+    failed = False
     try:
-        R = bench.run_all()
+        try:
+            bench.run_all()
+        except Exception as exc:  # keep what was measured; say what broke
+            import traceback
+
+            failed = True
+            bench.results["meta"]["error"] = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
+        R = bench.results
         S = summarise(R)
-        out = {**S, **{k: v for k, v in R.items()}}
-        print(table(R, S))
+        out = {**S, **R}
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(out, indent=1, default=str))
+        print(table(R, S))
+        if args.json:
             print(f"\nwrote {args.json}")
     finally:
         if not args.keep:
             shutil.rmtree(bench.work, ignore_errors=True)
         else:
             print(f"kept {bench.work}", file=sys.stderr)
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

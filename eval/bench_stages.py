@@ -3,14 +3,17 @@
 writes one JSON object. Nothing here writes outside the bench's temporary folder.
 
 Stages
-  prep       chunk the Python docs: the embed/ingest corpus (copied) and the point pool
-  embed      DenseEncoder.encode bare on that corpus, grouped as ingest groups it
-  ingest     RagApp.ingest of the same corpus into a fresh data dir (timed per step), then
-             the 3 guides: fresh, unchanged again (warm and cold, in process)
-  answers    the LLM bare (prefill, decode), then gold questions through RagApp.ask, and a
-             check of llama.cpp's KV-cache prefix reuse
-  local      embedded Qdrant (qdrant-client local mode) at N points: build, open, query
-  edge       qdrant-edge EdgeShard (HNSW) at N points: build, optimise, open, query
+  prep           chunk the Python docs: the embed/ingest corpus (copied) and the point pool
+  ingest         one process, one loaded encoder: DenseEncoder.encode bare on that corpus
+                 (grouped as ingest groups it), RagApp.ingest of the same corpus into a fresh
+                 data dir (timed per step), the bare embedding again; then the 3 guides: bare,
+                 fresh ingest, unchanged again (warm and cold, in process)
+  answers        the LLM bare (prefill, decode, optionally a threads probe), then gold
+                 questions through RagApp.ask, and a check of llama.cpp's KV-cache reuse
+  torch_threads  query/batch encoding at torch's default threads and at 1 (run under two
+                 OMP_WAIT_POLICY settings by the caller)
+  local          embedded Qdrant (qdrant-client local mode) at N points: build, open, query
+  edge           qdrant-edge EdgeShard (HNSW) at N points: build, optimise, open, query
 """
 
 from __future__ import annotations
@@ -262,30 +265,21 @@ def stage_prep(p: dict) -> dict:
     }
 
 
-def stage_embed(p: dict) -> dict:
+def bare_embed(enc, groups) -> tuple[list[str], object, float]:
+    """DenseEncoder.encode on each ingest-like group; (keys, vectors, seconds)."""
     import numpy as np
 
-    from rag.embedding import DenseEncoder, SparseEncoder
+    keys, vecs, t = [], [], time.perf_counter()
+    for g in groups:
+        vecs.append(enc.encode([text for _, text in g]))
+        keys.extend(k for k, _ in g)
+    out = np.concatenate(vecs) if vecs else np.zeros((0, DIM), np.float32)
+    return keys, out, time.perf_counter() - t
 
-    root = Path(p["root"])
-    settings = settings_for(root / "unused")
-    groups = ingest_groups(Path(p["corpus_dir"]), settings)
-    guide_groups = ingest_groups(Path(p["guides_dir"]), settings)
-    t = time.perf_counter()
-    enc = DenseEncoder(settings.embed_model, settings.embed_batch)
-    load_s = time.perf_counter() - t
-    enc.encode(["warm up the encoder", "a second sentence"])  # first call pays lazy init
-    rss_loaded = proc_status_mb("VmRSS")
 
-    def run(gs):
-        keys, vecs, t = [], [], time.perf_counter()
-        for g in gs:
-            vecs.append(enc.encode([text for _, text in g]))
-            keys.extend(k for k, _ in g)
-        return keys, np.concatenate(vecs) if vecs else np.zeros((0, DIM), np.float32), time.perf_counter() - t
+def embed_info(enc, groups, settings) -> dict:
+    from rag.embedding import SparseEncoder
 
-    keys, vecs, embed_s = run(groups)
-    gkeys, gvecs, guides_s = run(guide_groups)
     texts = [text for g in groups for _, text in g]
     sp = SparseEncoder(settings.bm25_avg_len)
     t = time.perf_counter()
@@ -293,45 +287,40 @@ def stage_embed(p: dict) -> dict:
     sparse_s = time.perf_counter() - t
     tok = enc.model.tokenizer
     lens = [len(tok(x, truncation=False)["input_ids"]) for x in texts[:400]]
-    np.savez(root / "vectors.npz", keys=np.array(keys + gkeys), vectors=np.concatenate([vecs, gvecs]))
-    n, gn = len(keys), len(gkeys)
     return {
-        "passages": n,
-        "batches": len(groups),
-        "embed_s": round(embed_s, 2),
-        "embed_chunks_s": round(n / embed_s, 2),
-        "guides_passages": gn,
-        "guides_embed_s": round(guides_s, 2),
-        "guides_embed_chunks_s": round(gn / guides_s, 2),
-        "sparse_chunks_s": round(n / sparse_s, 1) if sparse_s else None,
-        "model_load_s": round(load_s, 2),
         "batch_size": settings.embed_batch,
         "max_seq_length": int(enc.model.max_seq_length),
-        "wordpiece_tokens": {"mean": round(statistics.fmean(lens), 1), "p95": pct(lens, 95), "over_max_seq": sum(x > enc.model.max_seq_length for x in lens) / max(1, len(lens))},
-        "rss_after_load_mb": round(rss_loaded, 1),
+        "wordpiece_tokens": {"mean": round(statistics.fmean(lens), 1), "p95": pct(lens, 95),
+                             "over_max_seq": round(sum(x > enc.model.max_seq_length for x in lens) / max(1, len(lens)), 3)},
+        "sparse_chunks_s": round(len(texts) / sparse_s, 1) if sparse_s else None,
         "torch_threads": __import__("torch").get_num_threads(),
     }
 
 
-def _instrumented_app(settings, timers: Timers | None):
-    import rag.ingest as ingest_mod
+def _instrumented_app(settings):
     from rag.app import RagApp
 
     app = RagApp(settings)
     t = time.perf_counter()
-    dense, sparse = app.dense(), app.sparse()
+    dense, _sparse = app.dense(), app.sparse()
     load_s = time.perf_counter() - t
-    dense.encode(["warm up the encoder"])
-    if timers is not None:
-        dense.encode = timers.wrap("dense_encode", dense.encode)
-        sparse.encode = timers.wrap("sparse_encode", sparse.encode)
-        store = app.store
-        for name in ("upsert", "get", "write_manifest_entry", "set_payloads", "read_manifest", "delete",
-                     "read_config", "drop", "ensure_collections"):
-            setattr(store, name, timers.wrap("store_" + name, getattr(store, name)))
-        ingest_mod.load = timers.wrap("load_file", ingest_mod.load)
-        ingest_mod.chunk_document = timers.wrap("chunk", ingest_mod.chunk_document)
+    dense.encode(["warm up the encoder", "and a second text"])  # the first call pays lazy init
     return app, load_s
+
+
+def _instrument(app, timers: Timers) -> None:
+    """Time each step of ingest by wrapping what it calls (this process only)."""
+    import rag.ingest as ingest_mod
+
+    dense, sparse = app.dense(), app.sparse()
+    dense.encode = timers.wrap("dense_encode", dense.encode)
+    sparse.encode = timers.wrap("sparse_encode", sparse.encode)
+    store = app.store
+    for name in ("upsert", "get", "write_manifest_entry", "set_payloads", "read_manifest", "delete",
+                 "read_config", "drop", "ensure_collections"):
+        setattr(store, name, timers.wrap("store_" + name, getattr(store, name)))
+    ingest_mod.load = timers.wrap("load_file", ingest_mod.load)
+    ingest_mod.chunk_document = timers.wrap("chunk", ingest_mod.chunk_document)
 
 
 def _ingest_once(app, path: Path, timers: Timers | None) -> dict:
@@ -352,22 +341,40 @@ def _ingest_once(app, path: Path, timers: Timers | None) -> dict:
 
 
 def stage_ingest(p: dict) -> dict:
-    """Full ingest of the Python-docs corpus, then the guides: fresh, unchanged in the same
-    process (warm), unchanged in a new RagApp (cold: opens the store, reads the manifest)."""
+    """In one process, with one loaded encoder: the bare embedding of the Python-docs corpus,
+    its full ingest into a fresh data dir (timed per step), the bare embedding again (the
+    mean of the two brackets the ingest against load drift), then the 3 guides: bare, fresh
+    ingest, unchanged again in the same app (warm) and in a new RagApp (cold)."""
+    import numpy as np
+
+    from rag.app import RagApp
+
     root = Path(p["root"])
     timers = Timers()
-    res = {}
     settings = settings_for(Path(p["pydoc_data"]))
-    app, load_s = _instrumented_app(settings, timers)
-    res["models_load_s"] = round(load_s, 2)
+    app, load_s = _instrumented_app(settings)
+    dense, sparse = app.dense(), app.sparse()
+    groups = ingest_groups(Path(p["corpus_dir"]), settings)
+    guide_groups = ingest_groups(Path(p["guides_dir"]), settings)
+    n = sum(len(g) for g in groups)
+    res = {"models_load_s": round(load_s, 2), "rss_after_models_mb": round(proc_status_mb("VmRSS"), 1)}
+    res["embed_info"] = embed_info(dense, groups, settings)
+
+    keys, vecs, before_s = bare_embed(dense, groups)
+    _instrument(app, timers)
     res["pydoc"] = _ingest_once(app, Path(p["corpus_dir"]), timers)
+    _keys, _vecs, after_s = bare_embed(_Bare(dense), groups)
+    res["embed"] = {"passages": n, "batches": len(groups), "before_ingest_s": round(before_s, 2),
+                    "after_ingest_s": round(after_s, 2), "embed_s": round((before_s + after_s) / 2, 2)}
+    res["embed"]["embed_chunks_s"] = round(n / res["embed"]["embed_s"], 2)
     t = time.perf_counter()
     res["pydoc_unchanged"] = _ingest_once(app, Path(p["corpus_dir"]), None)
     res["pydoc_unchanged"]["wall_s"] = round(time.perf_counter() - t, 3)
-    dense, sparse = app.dense(), app.sparse()
     app.close()
 
-    from rag.app import RagApp
+    gkeys, gvecs, g_s = bare_embed(_Bare(dense), guide_groups)
+    res["guides_embed"] = {"passages": len(gkeys), "embed_s": round(g_s, 2), "embed_chunks_s": round(len(gkeys) / g_s, 2)}
+    np.savez(root / "vectors.npz", keys=np.array(keys + gkeys), vectors=np.concatenate([vecs, gvecs]))
 
     gsettings = settings_for(Path(p["guides_data"]), corpus=Path(p["guides_dir"]))
     gapp = RagApp(gsettings, dense_encoder=dense)
@@ -381,8 +388,17 @@ def stage_ingest(p: dict) -> dict:
     res["guides_unchanged_cold"] = {"wall_s": round(time.perf_counter() - t, 3), "added": r.added,
                                    "unchanged_files": r.unchanged_files}
     cold.close()
-    del root
     return res
+
+
+class _Bare:
+    """The encoder with its un-instrumented encode (the ingest timers wrap the instance's)."""
+
+    def __init__(self, enc):
+        self.enc = enc
+
+    def encode(self, texts):
+        return type(self.enc).encode(self.enc, texts)
 
 
 def stage_answers(p: dict) -> dict:
@@ -423,6 +439,8 @@ def stage_answers(p: dict) -> dict:
     res["prefill_tokens"] = n
     res["decode_tok_s"] = round(p["decode_tokens"] / decode_s, 2)
     res["decode_tokens"] = p["decode_tokens"]
+    if p.get("threads_probe"):
+        res["threads_probe"] = _llm_threads_probe(L, toks, res["n_threads"])
     L.reset()
 
     # Record, for every generation, how much of its prompt the KV cache already held.
@@ -474,23 +492,91 @@ def stage_answers(p: dict) -> dict:
     res["per_question"] = rows
 
     # -- KV-cache reuse: the same prompt cold, after another question, and asked again -----
+    # (light: only asked again, right after itself; the question loop shows the rest)
     llm_rows = [r for r in rows if r.get("prompt_tokens")]
+    questions = gold_questions(p["questions"])
     checks = []
     for target in llm_rows[: p["kv_checks"]]:
-        other = next((r for r in llm_rows if r["i"] != target["i"]), None)
-        q = next(x for i, x in enumerate(gold_questions(p["questions"])) if i == target["i"])
+        q = questions[target["i"]]
         entry = {"i": target["i"], "prompt_tokens": target["prompt_tokens"]}
-        L.reset()
-        entry["cold"] = _ttft(app, q, calls)
-        if other is not None:
-            oq = gold_questions(p["questions"])[other["i"]]
-            _ttft(app, oq, calls)
-            entry["after_other_question"] = _ttft(app, q, calls)
+        if not p.get("kv_light"):
+            other = next((r for r in llm_rows if r["i"] != target["i"]), None)
+            L.reset()
+            entry["cold"] = _ttft(app, q, calls)
+            if other is not None:
+                _ttft(app, questions[other["i"]], calls)
+                entry["after_other_question"] = _ttft(app, q, calls)
+        else:
+            _ttft(app, q, calls)
         entry["repeated"] = _ttft(app, q, calls)
         checks.append(entry)
     res["kv_checks"] = checks
     app.close()
     return res
+
+
+def _llm_threads_probe(L, toks, default_threads: int) -> dict:
+    """Bare prefill (300 tokens) and decode (32 tokens) with (decode, batch) threads set to
+    rag's choice (all cores), llama-cpp-python's own default (half the cores for decode) and
+    1/1, interleaved twice so load drift hits each alike."""
+    import llama_cpp
+
+    cores = os.cpu_count() or 1
+    half = max(cores // 2, 1)
+    configs = {f"rag_default_{default_threads}/{default_threads}": (default_threads, default_threads),
+               f"llama_cpp_default_{half}/{cores}": (half, cores),
+               "single_1/1": (1, 1)}
+    runs: dict[str, list] = {k: [] for k in configs}
+    for _ in range(2):
+        for name, (nt, nb) in configs.items():
+            llama_cpp.llama_set_n_threads(L._ctx.ctx, nt, nb)
+            L.reset()
+            window = toks[len(runs[name]) * 331 : len(runs[name]) * 331 + 300]
+            t = time.perf_counter()
+            L.eval(window)
+            pf = len(window) / (time.perf_counter() - t)
+            t = time.perf_counter()
+            for _ in range(32):
+                L.eval([L.sample(temp=0.0)])
+            runs[name].append((pf, 32 / (time.perf_counter() - t)))
+    llama_cpp.llama_set_n_threads(L._ctx.ctx, default_threads, default_threads)
+    return {k: {"prefill_tok_s": [round(a, 1) for a, _ in v], "decode_tok_s": [round(b, 2) for _, b in v]}
+            for k, v in runs.items()}
+
+
+def stage_torch_threads(p: dict) -> dict:
+    """Query encoding and batch embedding with torch at 1 thread and at its default, in a
+    process whose OMP_WAIT_POLICY the caller sets (spinning threads suffer most when other
+    processes hold the cores)."""
+    import pickle as _p
+
+    import torch
+
+    from rag.embedding import DenseEncoder
+
+    settings = settings_for(Path("/nonexistent"))
+    enc = DenseEncoder(settings.embed_model, settings.embed_batch)
+    with open(p["pool_path"], "rb") as fh:
+        pool = _p.load(fh)[:96]
+    texts = [f"{x[3]['context']}\n{x[3]['text']}" for x in pool]
+    qs = gold_questions(12)
+    default = torch.get_num_threads()
+    out = {"omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset)"), "default_threads": default}
+    for _rep in range(2):
+        for th in (default, 1):
+            torch.set_num_threads(th)
+            enc.encode_query("warm up")
+            t = time.perf_counter()
+            for q in qs:
+                enc.encode_query(q)
+            qms = (time.perf_counter() - t) / len(qs) * 1000
+            t = time.perf_counter()
+            enc.encode(texts)
+            rate = len(texts) / (time.perf_counter() - t)
+            d = out.setdefault(f"threads_{th}", {"query_ms": [], "batch_passages_s": []})
+            d["query_ms"].append(round(qms, 1))
+            d["batch_passages_s"].append(round(rate, 1))
+    return out
 
 
 def _ttft(app, question: str, calls: list[dict]) -> dict:
@@ -509,11 +595,16 @@ def _ttft(app, question: str, calls: list[dict]) -> dict:
             "cached_prefix": calls[-1]["cached_prefix"] if calls else None}
 
 
-def _queries(n: int):
-    """Query texts and their encodings (dense, sparse), so store timings exclude encoding."""
+def _queries(n: int, cache: Path | None = None):
+    """Query texts and their encodings (dense, sparse), so store timings exclude encoding.
+    Encoded once per bench run (cached in the work dir); encode times come from that run."""
     from rag.embedding import DenseEncoder, SparseEncoder
 
     settings = settings_for(Path("/nonexistent"))
+    if cache is not None and cache.exists():
+        with open(cache, "rb") as fh:
+            texts, encoded, enc_ms = pickle.load(fh)
+        return None, None, texts, encoded, enc_ms
     dense = DenseEncoder(settings.embed_model, settings.embed_batch)
     sparse = SparseEncoder(settings.bm25_avg_len)
     texts = gold_questions(n)
@@ -525,6 +616,9 @@ def _queries(n: int):
         dv = dense.encode_query(q)
         enc_ms.append((time.perf_counter() - t) * 1000)
         encoded.append((dv.tolist(), sparse.encode_query(q)))
+    if cache is not None:
+        with open(cache, "wb") as fh:
+            pickle.dump((texts, encoded, enc_ms), fh)
     return dense, sparse, texts, encoded, enc_ms
 
 
@@ -548,6 +642,14 @@ def stage_local(p: dict) -> dict:
     store.drop()
     store.ensure_collections(DIM)
     store.write_config(index_config(settings, DIM))
+    if p.get("fast_build"):
+        # qdrant-client's local mode commits (fsyncs) once per point, ~5-8 ms each: at this
+        # size the bench builds with WAL + synchronous=NORMAL on its sqlite file instead (what
+        # it measures, search and open, does not depend on how the file was written).
+        conn = store.client._client.collections[store.name].storage.storage
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        res["build_note"] = "built with sqlite WAL + synchronous=NORMAL (bench shortcut)"
     t = time.perf_counter()
     store.upsert((pid, v, sv, pl) for pid, v, sv, pl, _ in points)
     res["build_s"] = round(time.perf_counter() - t, 2)
@@ -557,7 +659,18 @@ def stage_local(p: dict) -> dict:
     import gc
 
     gc.collect()
-    dense, sparse, texts, encoded, enc_ms = _queries(p["queries"])
+    from rag.embedding import DenseEncoder, SparseEncoder
+
+    cache = Path(p["root"]) / f"queries_{p['queries']}.pkl"
+    _d, _s, texts, encoded, _ms = _queries(p["queries"], cache)
+    dense = _d or DenseEncoder(settings.embed_model, settings.embed_batch)
+    sparse = _s or SparseEncoder(settings.bm25_avg_len)
+    dense.encode_query("warm up")
+    enc_ms = []
+    for q in texts[: p.get("e2e_queries", 20)]:
+        t = time.perf_counter()
+        dense.encode_query(q)
+        enc_ms.append((time.perf_counter() - t) * 1000)
     res["encode_query_ms"] = dist(enc_ms)
     rss0 = proc_status_mb("VmRSS")
     t = time.perf_counter()
@@ -572,10 +685,11 @@ def stage_local(p: dict) -> dict:
     modes = {}
     for mode in MODES:
         e2e, st = [], []
-        for q, (dv, sv) in zip(texts, encoded):
-            t = time.perf_counter()
-            retriever.search(q, mode, 5)
-            e2e.append((time.perf_counter() - t) * 1000)
+        for j, (q, (dv, sv)) in enumerate(zip(texts, encoded)):
+            if j < p.get("e2e_queries", 20):
+                t = time.perf_counter()
+                retriever.search(q, mode, 5)
+                e2e.append((time.perf_counter() - t) * 1000)
             t = time.perf_counter()
             store.query(mode, dv, sv, 5)
             st.append((time.perf_counter() - t) * 1000)
@@ -647,7 +761,7 @@ def stage_edge(p: dict) -> dict:
     import gc
 
     gc.collect()
-    _dense, _sparse, texts, encoded, enc_ms = _queries(p["queries"])
+    _d, _s, texts, encoded, _ms = _queries(p["queries"], Path(p["root"]) / f"queries_{p['queries']}.pkl")
     rss0 = proc_status_mb("VmRSS")
     t = time.perf_counter()
     shard = qe.EdgeShard.load(str(path))
@@ -693,7 +807,7 @@ def stage_edge(p: dict) -> dict:
 
 
 STAGES = {
-    "prep": stage_prep, "embed": stage_embed, "ingest": stage_ingest, "answers": stage_answers,
+    "prep": stage_prep, "ingest": stage_ingest, "answers": stage_answers, "torch_threads": stage_torch_threads,
     "local": stage_local, "edge": stage_edge,
 }
 
