@@ -116,7 +116,7 @@ def test_hybrid_fuses_both_lists(app):
     assert dense - sparse  # dense brings passages keyword search cannot
     assert {h.id for h in hybrid} <= dense | sparse
     assert {h.id for h in hybrid} & (dense - sparse)
-    assert "MLflow" in hybrid[0].text
+    assert any("MLflow" in h.text for h in hybrid[:2])  # the only keyword match stays near the top
 
 
 # --- filters -------------------------------------------------------------------------------
