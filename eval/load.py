@@ -194,6 +194,10 @@ def user(n: int, url: str, questions: list[str], deadline: float, hard_stop: flo
         stats.ok(time.monotonic() - t0)
 
 
+def mb(n: int | None) -> float | None:
+    return round(n / 2**20, 1) if n else None
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
@@ -282,7 +286,6 @@ def run(args: argparse.Namespace) -> dict:
             stop_server(server)
 
     lat = stats.latencies
-    mb = (lambda b: round(b / 2**20, 1) if b else None)
     report = {
         "url": url,
         "config": {"users": args.users, "seconds": args.seconds, "grace_s": args.grace,
