@@ -115,8 +115,11 @@ class RagApp:
             try:
                 _ = self.store
             except CorruptIndex:
-                # A store too damaged to open is what --rebuild is for: start it afresh. The
-                # conversation database lives elsewhere and is untouched.
+                # A store too damaged to open is what --rebuild is for: start it afresh, unless
+                # another process holds it. The conversation database lives elsewhere.
+                from rag.store import ensure_unlocked
+
+                ensure_unlocked(self.settings.qdrant_path)
                 shutil.rmtree(self.settings.qdrant_path, ignore_errors=True)
         with self._store_lock:
             return ingest(paths, self.settings, self.store, self.dense, self.sparse, rebuild=rebuild, progress=progress)
@@ -126,6 +129,11 @@ class RagApp:
         with self._store_lock:
             if self.store.count() > 0:
                 return None
+            if self.store.read_manifest():
+                raise CorruptIndex(
+                    f"the index at {self.store.location} is empty but its manifest lists indexed files",
+                    "run: rag ingest --rebuild",
+                )
             if not Path(self.settings.corpus).is_dir():
                 raise BadInput(
                     f"the index is empty and the corpus folder {self.settings.corpus} does not exist",
@@ -137,7 +145,7 @@ class RagApp:
         self, query: str, mode: str | None = None, top_k: int | None = None,
         sources: list[str] | None = None, kinds: list[str] | None = None,
     ) -> list[Hit]:
-        query = _check_question(query)
+        query = clean_question(query)
         self.ensure_index()
         with self._store_lock:
             return self.retriever.search(
@@ -154,7 +162,7 @@ class RagApp:
         both turns are stored."""
         from rag.answer import Answerer
 
-        question = _check_question(question)
+        question = clean_question(question)
         started = time.perf_counter()
         self.ensure_index()
         turns = self.history.messages(conversation_id) if conversation_id else []
@@ -198,7 +206,7 @@ class RagApp:
 MAX_QUESTION_CHARS = 2000
 
 
-def _check_question(text: str) -> str:
+def clean_question(text: str) -> str:
     cleaned = "".join(ch for ch in (text or "") if ch.isprintable() or ch in "\n\t").strip()
     if not cleaned:
         raise BadInput("the question is empty", "type a question, e.g. rag ask \"Who introduced GANs?\"")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from rag.types import Document, Passage
 
-CHUNKER_VERSION = 6  # bump when the output of this module changes: it forces a rebuild
+CHUNKER_VERSION = 7  # bump when the output of this module changes: it forces a rebuild
 
 _WORDS = re.compile(r"\w+|[^\w\s]")
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
@@ -148,6 +148,25 @@ def _sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
     return [(s, e) for s, e in spans if text[s:e].strip()]
 
 
+def _word_windows(text: str, start: int, end: int, budget: int) -> list[tuple[int, int]]:
+    """A sentence still over budget (a word list, minified text: no sentence ends) is cut at
+    word boundaries, so no passage outgrows what the embedder reads and a prompt can hold."""
+    if count_tokens(text[start:end]) <= budget:
+        return [(start, end)]
+    windows, first, last, used = [], None, start, 0
+    for word in re.finditer(r"\S+", text[start:end]):
+        cost = count_tokens(word.group(0))
+        if first is not None and used + cost > budget:
+            windows.append((first, last))
+            first, used = None, 0
+        if first is None:
+            first = start + word.start()
+        last, used = start + word.end(), used + cost
+    if first is not None:
+        windows.append((first, last))
+    return windows
+
+
 def _pack(text: str, lines: list[_Line], budget: int, overlap: int) -> list[tuple[int, int, str]]:
     """Greedy packing of paragraphs (sentences, for long ones) into spans under `budget`."""
     units: list[tuple[int, int, bool]] = []  # (start, end, is_code)
@@ -163,7 +182,8 @@ def _pack(text: str, lines: list[_Line], budget: int, overlap: int) -> list[tupl
         if glue:
             units[-1] = (units[-1][0], end, units[-1][2] and is_code)
         elif count_tokens(text[stripped_start:end]) > budget:
-            units.extend((s, e, False) for s, e in _sentences(text, stripped_start, end))
+            for s, e in _sentences(text, stripped_start, end):
+                units.extend((ws, we, False) for ws, we in _word_windows(text, s, e, budget))
         else:
             units.append((stripped_start, end, is_code))
 

@@ -157,7 +157,10 @@ def cmd_search(args, settings) -> int:
     finally:
         app.close()
     if args.json:
-        print(json.dumps({"query": args.query, "mode": settings.mode, "passages": [h.to_json() for h in hits]}, ensure_ascii=False))
+        from rag.app import clean_question
+
+        # Echo the cleaned query: raw argv may hold undecodable bytes (lone surrogates).
+        print(json.dumps({"query": clean_question(args.query), "mode": settings.mode, "passages": [h.to_json() for h in hits]}, ensure_ascii=False))
         return 0
     if not hits:
         print("no passages found")

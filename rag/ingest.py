@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rag.chunking import CHUNKER_VERSION, chunk_document
-from rag.errors import BadInput
+from rag.errors import BadInput, CorruptIndex
 from rag.loaders import FoundFile, SkipFile, find_files, load
 from rag.normalise import dedup_key
 from rag.settings import Settings
@@ -76,8 +76,16 @@ def ingest(
     report.skipped.extend(skipped)
     manifest = store.read_manifest()
     roots = [os.path.abspath(p) for p in paths]
+    # Passages of finished entries must all be there; fewer means the store lost data
+    # (a truncated file opens as an empty collection without complaint).
+    committed = {pid for e in manifest.values() if not e.get("pending_ids") for pid in e.get("ids", [])}
+    if committed and store.count() < len(committed):
+        raise CorruptIndex(
+            f"the index holds {store.count()} passages but its manifest lists {len(committed)}",
+            "run: rag ingest --rebuild",
+        )
 
-    todo: list[tuple[FoundFile, dict | None]] = []
+    todo: list[tuple[FoundFile, dict | None, os.stat_result]] = []
     seen: set[str] = set()
     for found in files:
         key = str(found.path)
@@ -99,7 +107,7 @@ def ingest(
             report.files += 1
             report.passages += len(entry.get("ids", []))
             continue
-        todo.append((found, entry))
+        todo.append((found, entry, st))
 
     deleted = [e for path, e in manifest.items() if path not in seen and _under(path, roots)]
     for entry in deleted:
@@ -110,7 +118,7 @@ def ingest(
     total = len(todo)
     batch: list[tuple[FoundFile, dict | None, list[Passage], str]] = []
     batch_size = 0
-    for found, entry in todo:
+    for found, entry, st in todo:
         try:
             doc = load(found)
         except SkipFile as exc:
@@ -123,7 +131,8 @@ def ingest(
                 progress(done, total, found.source)
             continue
         passages = chunk_document(doc, settings.chunk_tokens, settings.chunk_overlap)
-        batch.append((found, entry, passages, doc.sha256))
+        # The stat taken before reading: the file may vanish before the batch is written.
+        batch.append((found, entry, passages, doc.sha256, st))
         batch_size += len(passages)
         if batch_size >= BATCH_PASSAGES:
             _write_batch(store, batch, dense, sparse, report)
@@ -143,11 +152,10 @@ def ingest(
 def _write_batch(store: QdrantStore, batch, dense, sparse, report: IngestReport) -> None:
     # 1. Record intent, so a kill from here on is repaired by the next run.
     plans = []
-    for found, entry, passages, sha in batch:
+    for found, entry, passages, sha, st in batch:
         ids: dict[str, Passage] = {}
         for p in passages:
             ids.setdefault(point_id(dedup_key(p.text)), p)
-        st = found.path.stat()
         old = set(entry.get("ids", [])) | set(entry.get("pending_ids", [])) if entry else set()
         final = {
             "path": str(found.path), "source": found.source, "sha256": sha,

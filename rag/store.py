@@ -26,6 +26,28 @@ CONFIG_ID = str(uuid.uuid5(ID_NAMESPACE, "__index_config__"))
 FILTER_FIELDS = ("sources", "kind", "title", "section")
 
 
+def ensure_unlocked(path) -> None:
+    """Raise StoreLocked if another process holds the embedded store at `path`. The probe
+    takes the same lock qdrant-client takes (EXCLUSIVE, NON_BLOCKING on `.lock`) and releases it
+    at once, so call it before opening a client in this process."""
+    from pathlib import Path
+
+    lock = Path(path) / ".lock"
+    if not lock.exists():
+        return
+    import portalocker
+
+    with open(lock, "r+") as handle:
+        try:
+            portalocker.lock(handle, portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING)
+        except portalocker.exceptions.LockException:
+            raise StoreLocked(
+                f"the index at {path} is in use by another rag process (rag ui, chat or ingest)",
+                "ask through that process (the UI), stop it first, or use a Qdrant server (RAG_QDRANT_URL)",
+            ) from None
+        portalocker.unlock(handle)
+
+
 def point_id(key: str) -> str:
     return str(uuid.uuid5(ID_NAMESPACE, key))
 
@@ -59,6 +81,9 @@ class QdrantStore:
         else:
             self.location = str(settings.qdrant_path)
             settings.qdrant_path.mkdir(parents=True, exist_ok=True)
+            # qdrant-client reads every collection before it takes the folder's lock, so a held
+            # store that reads as damaged would look corrupt: ask the lock first.
+            ensure_unlocked(settings.qdrant_path)
             try:
                 self.client = QdrantClient(path=str(settings.qdrant_path))
             except RuntimeError as exc:
