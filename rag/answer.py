@@ -87,7 +87,9 @@ class Verifier:
         for h in hits:
             ctx = self.terms(h.context) if h.context else set()
             parts = [p for p in re.split(r"(?<=[.!?])\s+|\n+", h.text) if p.strip()] or [h.text]
-            spans = [" ".join(parts[j : j + 2]) for j in range(max(1, len(parts) - 1))]
+            # The passage's first sentence comes with every window: it names the subject that
+            # later lines ("Limitations: mode collapse, …") leave unsaid.
+            spans = [" ".join(([parts[0]] if j else []) + parts[j : j + 2]) for j in range(max(1, len(parts) - 1))]
             self.windows.append([(self.terms(w) | ctx, re.sub(r"\s+", " ", w.lower()) + " " + h.context.lower()) for w in spans])
         self._passage_vecs = None
         self._texts = texts
@@ -177,6 +179,16 @@ def sentence_ends(text: str) -> list[int]:
             continue
         ends.append(match.end())
     return ends
+
+
+def settled_end(streamed: str) -> int | None:
+    """Where the complete sentences of a text still streaming end, or None. A tail of only
+    spaces, brackets and digits may be the marker of the last sentence ("… videos. [1]"),
+    still arriving, so that sentence waits for the next word."""
+    ends = sentence_ends(streamed)
+    if ends and re.search(r"[^\W\d_]", streamed[ends[-1]:]):
+        return ends[-1]
+    return None
 
 
 def split_sentences(text: str) -> Iterator[tuple[str, list[int]]]:
@@ -294,9 +306,8 @@ class Answerer:
             pending += token
             yield Event("token", token)
             # Settle every complete sentence; keep the unfinished tail (and a marker that may follow).
-            ends = sentence_ends(pending)
-            if ends and ends[-1] < len(pending.rstrip()):
-                cut = ends[-1]
+            cut = settled_end(pending)
+            if cut is not None:
                 done, pending = pending[:cut], pending[cut:]
                 yield from settle(done)
         if pending.strip():

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from rag.types import Document, Passage
 
-CHUNKER_VERSION = 7  # bump when the output of this module changes: it forces a rebuild
+CHUNKER_VERSION = 8  # bump when the output of this module changes: it forces a rebuild
 
 _WORDS = re.compile(r"\w+|[^\w\s]")
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
@@ -200,7 +200,9 @@ def _pack(text: str, lines: list[_Line], budget: int, overlap: int) -> list[tupl
             carried: list[tuple[int, int, bool]] = []
             if overlap and not tail[2]:
                 last_sentences = _sentences(text, tail[0], tail[1])[-overlap:]
-                carry = [(s, e, False) for s, e in last_sentences]
+                # A "Limitations: …" line closes its section: carried over, it would read as
+                # the first fact about the next topic.
+                carry = [(s, e, False) for s, e in last_sentences if not _LABEL.match(text[s:e])]
                 # A sentence of overlap, unless it would push the next passage over budget.
                 if carry and size(carry) <= budget // 3 and size(carry) + count_tokens(text[unit[0]:unit[1]]) <= budget:
                     carried = carry

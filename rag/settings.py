@@ -51,7 +51,7 @@ class Settings:
     max_tokens: int = 320
     temperature: float = 0.0
     threads: int = 0  # 0: all cores
-    context_passages: int = 4
+    context_passages: int = 5
     # Below this dense similarity of the best passage, retrieval is judged to hold nothing
     # relevant and the assistant abstains without asking the model. Calibrated on eval/gold.jsonl.
     min_relevance: float = 0.12

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from rag.answer import REFUSAL, REFUSAL_INJECTION, Verifier, split_sentences
+from rag.answer import REFUSAL, REFUSAL_INJECTION, Verifier, settled_end, split_sentences
 from rag.embedding import SparseEncoder
 from rag.prompt import build_prompt, defang, is_injection
 from rag.types import Hit
@@ -86,6 +86,35 @@ def test_generic_advice_is_not_supported_by_a_table_row_sharing_a_word(terms):
 def test_markers_after_the_full_stop_belong_to_the_sentence():
     sentences = list(split_sentences("GANs came in 2014. [1] VAEs are stable [3]. Both generate data."))
     assert sentences == [("GANs came in 2014.", [1]), ("VAEs are stable.", [3]), ("Both generate data.", [])]
+
+
+def _settle_stream(tokens: list[str]) -> list[tuple[str, list[int]]]:
+    """Sentences as Answerer.stream settles them while tokens arrive."""
+    out, pending = [], ""
+    for token in tokens:
+        pending += token
+        cut = settled_end(pending)
+        if cut is not None:
+            out += split_sentences(pending[:cut])
+            pending = pending[cut:]
+    return out + list(split_sentences(pending))
+
+
+def test_a_streamed_sentence_waits_for_the_marker_after_its_full_stop():
+    tokens = ["GANs are good at images", ".", " [", "1", "]", " They", " are fast", " [2", "].", " Done", "."]
+    assert _settle_stream(tokens) == [("GANs are good at images.", [1]), ("They are fast.", [2]), ("Done.", [])]
+    # Nothing settles while the tail may still be a marker.
+    assert settled_end("GANs are good at images. [") is None
+    assert settled_end("GANs are good at images. [1] They") == len("GANs are good at images. [1]")
+
+
+def test_a_section_summary_line_is_read_with_the_passage_subject(terms):
+    gan = hit("The training loop of a GAN involves continuous competition.\ng_loss = generator.train(d)\n"
+              "Strengths: High-quality image generation.\nLimitations: Training instability, mode collapse.", n=1)
+    verifier = Verifier([gan], None, terms)
+    question = "Which model type suffers from mode collapse?"
+    assert verifier.check("GANs suffer from mode collapse.", [1], question).reason == "supported"
+    assert verifier.check("VAEs suffer from mode collapse.", [1], question).reason == "unsupported"
 
 
 def test_injection_detection_covers_questions_and_passages():
