@@ -93,6 +93,7 @@ class Verifier:
             self.windows.append([(self.terms(w) | ctx, re.sub(r"\s+", " ", w.lower()) + " " + h.context.lower()) for w in spans])
         self._passage_vecs = None
         self._texts = texts
+        self._subject: set[str] = set()
 
     def _similarities(self, sentence: str) -> np.ndarray:
         if self.dense is None:
@@ -110,6 +111,10 @@ class Verifier:
         words = self.terms(re.sub(r"^\s*yes\b[,.!]?", "", sentence, flags=re.I))
         claim = words - asked
         keys = key_terms(sentence) - {k for k in key_terms(question)} if question else key_terms(sentence)
+        # Names and numbers the sentence echoes from the question ("DALL-E 3") need not sit in
+        # the same window, but the passage must be about them: "trained on a large dataset of
+        # images" from a GAN passage does not answer what DALL-E 3 was trained on.
+        self._subject = key_terms(sentence) & key_terms(question) if question else set()
         if not claim:
             # "Yes [1]." restates the question: the passage must hold what was asked.
             claim, keys = words | asked, key_terms(question)
@@ -133,6 +138,9 @@ class Verifier:
     def _support(self, claim: set, sentence_words: set, keys: set[str], sentence: str, idx: list[int]) -> float:
         if not claim:
             return 0.0
+        whole = " ".join(self.lower[i] for i in idx)
+        if not all(_mentions(whole, k) for k in self._subject):
+            return 0.0
         if len(idx) == 1:
             # The best window of the passage.
             return max(self._score(claim, sentence_words, keys, sentence, idx[0], w, low) for w, low in self.windows[idx[0]])
@@ -142,7 +150,7 @@ class Verifier:
 
     def _score(self, claim, sentence_words, keys, sentence, i, words: set, lower: str) -> float:
         # A number inside code ("max_tokens=100") is not a stated fact.
-        if not all(re.search(r"(?<![a-z0-9_=])" + re.escape(k) + r"(?![a-z0-9_=])", lower) for k in keys):
+        if not all(_mentions(lower, k) for k in keys):
             return 0.0
         overlap = len(claim & words) / len(claim)
         # The passage must also be about what the sentence is about, not merely share the
@@ -156,6 +164,11 @@ class Verifier:
             if sim >= self.min_similarity:
                 return max(overlap, sim)
         return overlap
+
+
+def _mentions(lower_text: str, key: str) -> bool:
+    # Whole words only, and not inside code: a number in "max_tokens=100" is not a stated fact.
+    return re.search(r"(?<![a-z0-9_=])" + re.escape(key) + r"(?![a-z0-9_=])", lower_text) is not None
 
 
 _ABBREVIATIONS = {"dr", "mr", "mrs", "ms", "prof", "st", "vs", "al", "etc", "eg", "ie", "fig", "no", "jr", "sr", "inc", "approx"}
