@@ -18,6 +18,7 @@ from typing import Any
 
 from rag.errors import CorruptIndex, StoreLocked, StoreUnavailable
 from rag.settings import Settings
+from rag.sparse_index import SparseIndex
 
 DENSE = "dense"
 SPARSE = "bm25"
@@ -68,6 +69,9 @@ class QdrantStore:
         self.name = settings.collection
         self.files = f"{settings.collection}_files"
         self.remote = bool(settings.qdrant_url)
+        self._sparse_index: SparseIndex | None = None
+        self._sparse_index_of: object = None  # the local collection the index was built from
+        self.use_sparse_index = True  # False: every query goes to Qdrant (tests compare the two)
         if self.remote:
             self.location = settings.qdrant_url
             try:
@@ -103,6 +107,8 @@ class QdrantStore:
     def ensure_collections(self, dim: int) -> None:
         from qdrant_client import models as m
 
+        self._sparse_index = None
+
         if not self.client.collection_exists(self.name):
             self.client.create_collection(
                 self.name,
@@ -116,6 +122,7 @@ class QdrantStore:
             self.client.create_collection(self.files, vectors_config={})
 
     def drop(self) -> None:
+        self._sparse_index = None
         for name in (self.name, self.files):
             if self.client.collection_exists(name):
                 self.client.delete_collection(name)
@@ -187,6 +194,7 @@ class QdrantStore:
             )
             for pid, dense, (idx, val), payload in rows
         ]
+        self._sparse_index = None
         for i in range(0, len(points), 256):
             self.client.upsert(self.name, points[i : i + 256], wait=True)
 
@@ -201,6 +209,7 @@ class QdrantStore:
         from qdrant_client import models as m
 
         if ids:
+            self._sparse_index = None
             self.client.delete(self.name, m.PointIdsList(points=list(ids)))
 
     def all_ids(self) -> set[str]:
@@ -231,6 +240,10 @@ class QdrantStore:
         if filters:
             must = [m.FieldCondition(key=k, match=m.MatchAny(any=list(v))) for k, v in filters.items() if v]
             flt = m.Filter(must=must) if must else None
+        if mode != "dense" and flt is None and self.use_sparse_index:
+            index = self._local_sparse_index()
+            if index is not None:
+                return self._query_with_index(index, mode, dense, sparse, limit)
         sparse_vec = m.SparseVector(indices=sparse[0], values=sparse[1]) if sparse else None
         common = dict(limit=limit, query_filter=flt, with_payload=True, with_vectors=[DENSE])
         try:
@@ -256,4 +269,77 @@ class QdrantStore:
         for p in res.points:
             vec = p.vector.get(DENSE) if isinstance(p.vector, dict) else None
             out.append(StoredPoint(str(p.id), dict(p.payload or {}), float(p.score), vec))
+        return out
+
+    def _local_sparse_index(self) -> SparseIndex | None:
+        """The sparse index of the embedded collection, built on first use; None when remote
+        (the server has its own index) or when the collection is not one it can mirror."""
+        if self.remote:
+            return None
+        from qdrant_client import models as m
+
+        # Built from local mode's own arrays rather than a scroll: equal scores are ordered by
+        # an unstable sort of every slot, deleted ones included, in the collection's slot
+        # order, and no public call exposes that order.
+        try:
+            coll = self.client._client.collections[self.name]
+        except (AttributeError, KeyError):
+            return None  # no such collection (Qdrant's path says so), or not a client we know
+        # A collection dropped and re-created behind this object's back is a new object.
+        if self._sparse_index is not None and self._sparse_index_of is coll:
+            return self._sparse_index
+        try:
+            if coll.config.sparse_vectors[SPARSE].modifier != m.Modifier.IDF:
+                return None
+            n = len(coll.payload)
+            vectors = coll.sparse_vectors[SPARSE][:n]
+            # (these masks turn from bool to int as points are appended: `~` would be wrong)
+            live = (coll.deleted[:n] == 0) & (coll.deleted_per_vector[SPARSE][:n] == 0)
+            ids = [str(i) for i in coll.ids_inv[:n]]
+        except (AttributeError, KeyError, TypeError):
+            return None
+        self._sparse_index = SparseIndex(ids, [(v.indices, v.values) for v in vectors], live)
+        self._sparse_index_of = coll
+        return self._sparse_index
+
+    def _query_with_index(
+        self,
+        index: SparseIndex,
+        mode: str,
+        dense: list[float] | None,
+        sparse: tuple[list[int], list[float]] | None,
+        limit: int,
+    ) -> list[StoredPoint]:
+        """`query` without a filter, its sparse side served by `index`: the same prefetch
+        depths and the same fusion function as qdrant-client's local mode, so the same ids in
+        the same order with the same scores."""
+        from qdrant_client import models as m
+        from qdrant_client.hybrid.fusion import reciprocal_rank_fusion
+
+        has_terms = bool(sparse and sparse[0])
+        if mode == "sparse":
+            if not has_terms:
+                return []
+            ranked = index.search(sparse[0], sparse[1], limit)
+        else:
+            depth = max(limit * 4, 20)
+            responses = [self.client.query_points(self.name, query=dense, using=DENSE, limit=depth, with_payload=False).points]
+            if has_terms:
+                responses.append([
+                    m.ScoredPoint(id=pid, version=0, score=score) for pid, score in index.search(sparse[0], sparse[1], depth)
+                ])
+            ranked = [(str(p.id), p.score) for p in reciprocal_rank_fusion(responses, limit=limit)]
+        if not ranked:
+            return []
+        records = {
+            str(r.id): r
+            for r in self.client.retrieve(self.name, [pid for pid, _ in ranked], with_payload=True, with_vectors=[DENSE])
+        }
+        out = []
+        for pid, score in ranked:
+            rec = records.get(pid)
+            if rec is None:
+                continue
+            vec = rec.vector.get(DENSE) if isinstance(rec.vector, dict) else None
+            out.append(StoredPoint(pid, dict(rec.payload or {}), float(score), vec))
         return out
