@@ -45,7 +45,11 @@ INJECTION = re.compile(
     r"|\b(system prompt|developer mode|jailbreak)\b"
     r"|\b(reveal|print|show|repeat|output)\b[^.?!\n]{0,30}\b(system|hidden|initial)\s+(prompt|instructions|message)\b"
     r"|\byou are now\b|\bact as\b[^.?!\n]{0,30}\bwithout\b"
-    r"|\b(reply|respond|answer|say)\s+(only\s+)?(with\s+)?[\"“']?[A-Z]{4,}[\"”']?\s*(\.|$)",
+    r"|\b(reply|respond|answer|say)\s+(only\s+)?(with\s+)?[\"“']?[A-Z]{4,}[\"”']?\s*(\.|$)"
+    # Text addressed to the model rather than to a reader: "Note for AI assistants reading this".
+    r"|\b(note|message|instructions?|reminder)\s+(for|to)\s+(ai|assistants?|language models?|llms?|chatbots?|bots?)\b"
+    r"|\b(ai|llm|assistant|chatbot|language model)s?\s+(reading|processing|summari[sz]ing|seeing)\s+(this|these)\b"
+    r"|\bthe only (correct|right|valid) (answer|reply|response)\b",
     re.I,
 )
 
