@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pdfs import make_pdf
 
 from rag.answer import REFUSAL, REFUSAL_INJECTION
 from rag.app import MAX_QUESTION_CHARS, RagApp
@@ -50,34 +51,6 @@ STYLE_WORD = "Grimbleshank"  # only inside <style>
 
 
 # --- building the hostile folder -------------------------------------------------------------
-
-
-def make_pdf(lines: list[str]) -> bytes:
-    """A minimal, valid one-page PDF showing `lines`."""
-    ops = ["BT", "/F1 12 Tf", "14 TL", "72 720 Td"]
-    for i, line in enumerate(lines):
-        ops.append(f"({line}) Tj" + (" T*" if i < len(lines) - 1 else ""))
-    ops.append("ET")
-    stream = "\n".join(ops).encode("latin-1")
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for n, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    for offset in offsets:
-        out += b"%010d 00000 n \n" % offset
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
 
 
 def encrypted_pdf(lines: list[str], user_password: str) -> bytes:
