@@ -407,7 +407,7 @@ def stage_answers(p: dict) -> dict:
 
     settings = settings_for(Path(p["guides_data"]), corpus=Path(p["guides_dir"]), llm=p["model"])
     app = RagApp(settings)
-    app.search("warm up the retriever")  # loads the embedding model and opens the store
+    app.search("warm up the retriever", expansion="")  # loads the embedding model and opens the store, not the LLM
     t = time.perf_counter()
     llm = app.llm()
     llm_load_s = time.perf_counter() - t

@@ -34,7 +34,11 @@ def answer_metrics(q: GoldQuestion, result: dict) -> dict:
     m["false_refusal"] = float(abstained)
     citations = result.get("citations", [])
     if citations:
-        good = [c for c in citations if holds_evidence(c["text"], q.evidence) or c.get("supported", True) and c.get("supports")]
+        # A citation is good when its passage holds the gold evidence, or when the checker
+        # found that it supports its sentence. With checking off ("unchecked"), the sentences
+        # a citation carries prove nothing, so only the evidence counts.
+        checked = not any(s.get("verdict") == "unchecked" for s in result.get("checks", {}).get("sentences", []))
+        good = [c for c in citations if holds_evidence(c["text"], q.evidence) or checked and c.get("supported", True) and c.get("supports")]
         m["citation_precision"] = len(good) / len(citations)
         m["citation_recall"] = float(any(holds_evidence(c["text"], q.evidence) for c in citations))
     elif not abstained:
@@ -69,7 +73,7 @@ def summarise(rows: list[dict]) -> dict:
         s["false_refusal_rate"] = _mean(m.get("false_refusal") for m in answerable)
     if any("refused_correctly" in m for m in unanswerable):
         s["refusal_rate"] = _mean(m.get("refused_correctly") for m in unanswerable)
-    for stage in ("retrieve", "first_token", "total"):
+    for stage in ("expand", "retrieve", "first_token", "total"):
         values = [r["timings_ms"][stage] for r in rows if r.get("timings_ms", {}).get(stage) is not None]
         if values:
             s[f"{stage}_ms_p50"] = percentile(values, 50)

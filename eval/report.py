@@ -9,6 +9,7 @@ METRICS = [
     ("correctness", "Answer correctness"), ("citation_precision", "Citation precision"),
     ("citation_recall", "Citation recall"), ("refusal_rate", "Refusal rate (unanswerable)"),
     ("false_refusal_rate", "False refusals (answerable)"),
+    ("expand_ms_p50", "Query expansion ms p50"), ("expand_ms_p95", "Query expansion ms p95"),
     ("retrieve_ms_p50", "Retrieval ms p50"), ("retrieve_ms_p95", "Retrieval ms p95"),
     ("first_token_ms_p50", "First token ms p50"), ("first_token_ms_p95", "First token ms p95"),
     ("total_ms_p50", "Total ms p50"), ("total_ms_p95", "Total ms p95"),
@@ -72,6 +73,8 @@ def misses(rows: list[dict]) -> list[str]:
             continue
         out.append(f"### {r['id']} ({r.get('kind', '')}): {', '.join(missed)}\n")
         out.append(f"**Question:** {r['question']}\n")
+        if r.get("expansion"):
+            out.append(f"**Searched with the model's guess:** {r['expansion']}\n")
         if "answer" in r:
             out.append(f"**Answer:** {r['answer']}\n")
         for c in r.get("citations", []):

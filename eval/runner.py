@@ -30,10 +30,14 @@ def run_questions(
     for q in gold:
         started = time.perf_counter()
         if retrieval_only:
-            hits = app.search(q.question, mode=mode, top_k=RETRIEVAL_DEPTH)
+            expansion = app.expand(q.question)
+            expand_ms = int((time.perf_counter() - started) * 1000)
+            hits = app.search(q.question, mode=mode, top_k=RETRIEVAL_DEPTH, expansion=expansion)
             ms = int((time.perf_counter() - started) * 1000)
             result = {"question": q.question, "passages": [h.to_json() for h in hits], "mode": mode or app.settings.mode,
-                      "timings_ms": {"retrieve": ms, "total": ms}}
+                      "timings_ms": {"retrieve": ms - expand_ms, "expand": expand_ms, "total": ms}}
+            if expansion:
+                result["expansion"] = expansion
         elif ask is not None:
             result = ask(q.question)
         else:
@@ -121,7 +125,9 @@ def run_eval(app, gold_path: Path, out_dir: Path, retrieval_only: bool = False, 
 
 def describe(app, mode: str | None, retrieval_only: bool) -> str:
     s = app.settings
-    parts = [f"mode={mode or s.mode}"]
+    parts = [f"mode={mode or s.mode}", f"expand={'on' if s.expand_query else 'off'}"]
+    if not retrieval_only or s.expand_query:  # the model writes the expansions
+        parts.append(f"model={s.llm}")
     if not retrieval_only:
-        parts += [f"model={s.llm}", f"verify={'on' if s.verify_citations else 'off'}"]
+        parts.append(f"verify={'on' if s.verify_citations else 'off'}")
     return " ".join(parts)

@@ -52,10 +52,13 @@ def content_words(text: str) -> set[str]:
 
 
 def key_terms(sentence: str) -> set[str]:
-    """Numbers and mid-sentence capitalised names: facts a model is likely to invent."""
+    """Numbers, mid-sentence capitalised names and acronyms ("KL"): facts a model is likely
+    to invent. Without the two-letter acronyms, "The KL divergence term is given by
+    exp(z_log_var / 2) * epsilon" rested on a sampling snippet that never mentions KL."""
     words = re.findall(r"[A-Za-z0-9]+", sentence)
     keys = {w.lower() for w in words if any(ch.isdigit() for ch in w)}
     keys |= {w.lower() for i, w in enumerate(words) if i > 0 and w[0].isupper() and w.lower() not in _STOP and len(w) > 2}
+    keys |= {w.lower() for i, w in enumerate(words) if i > 0 and len(w) == 2 and w.isupper()}
     return keys
 
 
@@ -248,10 +251,12 @@ class Answerer:
         self.sparse = sparse
 
     def stream(self, question: str, hits: list[Hit], retrieve_ms: int, mode: str,
-               history: list[dict] | None = None, standalone: str = "", started: float | None = None) -> Iterator[Event]:
+               history: list[dict] | None = None, standalone: str = "", started: float | None = None,
+               expansion: str = "", expand_ms: int | None = None) -> Iterator[Event]:
         s = self.settings
         started = started or time.perf_counter()
-        timings = {"retrieve": retrieve_ms}
+        # "expand": the LLM writing the expansion; "retrieve": everything else before the prompt.
+        timings = {"retrieve": retrieve_ms} | ({"expand": expand_ms} if expand_ms is not None else {})
 
         def finish(text: str, abstained: bool, citations: list[Citation], raw: str = "", checks: dict | None = None) -> Event:
             timings["total"] = int((time.perf_counter() - started) * 1000)
@@ -259,7 +264,7 @@ class Answerer:
             return Event("done", answer=Answer(
                 question=question, answer=text, abstained=abstained, citations=citations, passages=hits,
                 mode=mode, model=self.llm.name, timings_ms=timings, standalone_question=standalone,
-                raw_answer=raw, checks=checks or {},
+                expansion=expansion, raw_answer=raw, checks=checks or {},
             ))
 
         asked = standalone or question

@@ -143,14 +143,47 @@ class RagApp:
 
     def search(
         self, query: str, mode: str | None = None, top_k: int | None = None,
-        sources: list[str] | None = None, kinds: list[str] | None = None,
+        sources: list[str] | None = None, kinds: list[str] | None = None, expansion: str | None = None,
     ) -> list[Hit]:
+        """`expansion`: None writes one when the settings ask for it; "" searches without."""
         query = clean_question(query)
         self.ensure_index()
+        if expansion is None:
+            expansion = self.expand(query, sources=sources, kinds=kinds)
         with self._store_lock:
             return self.retriever.search(
-                query, mode or self.settings.mode, top_k or self.settings.top_k, sources=sources, kinds=kinds
+                query, mode or self.settings.mode, top_k or self.settings.top_k, sources=sources, kinds=kinds,
+                expansion=expansion,
             )
+
+    def expand(self, query: str, sources: list[str] | None = None, kinds: list[str] | None = None) -> str:
+        """The hypothetical answer searched with the question, or "" when expansion is off, not
+        needed or of no use. Not needed: the question alone finds a close passage
+        (expand_below); every expansion reorders the passages, and the small models' answers
+        change with the order even when the evidence stays first (eval/README.md). Of no use:
+        the assistant refuses an instruction to ignore its documents, and a question no passage
+        is relevant to (min_relevance, judged on the question alone), without the model."""
+        if not self.settings.expand_query:
+            return ""
+        from rag.expansion import ExpansionCache, cache_key, hypothetical_answer
+        from rag.prompt import is_injection
+
+        query = clean_question(query)
+        if is_injection(query):
+            return ""
+        with self._store_lock:
+            best = self.retriever.search(query, "dense", 1, sources=sources, kinds=kinds, expansion="")
+        if not best or not self.settings.min_relevance <= best[0].relevance < self.settings.expand_below:
+            return ""
+        llm = self.llm()
+        cache = ExpansionCache(self.settings.data_dir / "expansions.sqlite3")
+        key = cache_key(llm.name, llm.path, query)
+        cached = cache.get(key)
+        if cached is not None:
+            return cached
+        text = hypothetical_answer(llm, query)
+        cache.put(key, text)
+        return text
 
     def ask_stream(
         self, question: str, mode: str | None = None, top_k: int | None = None,
@@ -161,6 +194,7 @@ class RagApp:
         With a conversation, a follow-up is first rewritten into a standalone question, and
         both turns are stored."""
         from rag.answer import Answerer
+        from rag.prompt import is_injection
 
         question = clean_question(question)
         started = time.perf_counter()
@@ -168,10 +202,14 @@ class RagApp:
         turns = self.history.messages(conversation_id) if conversation_id else []
         standalone = self.rewrite_followup(question, turns) if turns else question
         mode = mode or self.settings.mode
-        hits = self.search(standalone, mode=mode, top_k=top_k, sources=sources, kinds=kinds)
-        retrieve_ms = int((time.perf_counter() - started) * 1000)
+        expand_started = time.perf_counter()
+        expansion = "" if is_injection(question) else self.expand(standalone, sources=sources, kinds=kinds)
+        expand_ms = int((time.perf_counter() - expand_started) * 1000)
+        hits = self.search(standalone, mode=mode, top_k=top_k, sources=sources, kinds=kinds, expansion=expansion)
+        retrieve_ms = int((time.perf_counter() - started) * 1000) - expand_ms
         answerer = Answerer(self.llm(), self.settings, self.dense, self.sparse)
-        for event in answerer.stream(question, hits, retrieve_ms, mode, standalone=standalone, started=started):
+        for event in answerer.stream(question, hits, retrieve_ms, mode, standalone=standalone, started=started,
+                                     expansion=expansion, expand_ms=expand_ms if expansion else None):
             if event.kind == "done" and conversation_id:
                 self.history.add(conversation_id, "user", question)
                 self.history.add(conversation_id, "assistant", event.answer.answer, event.answer.to_json())
@@ -194,7 +232,7 @@ class RagApp:
             {"role": "system", "content": "Rewrite the user's follow-up question so it can be understood without the conversation: replace pronouns with what they refer to. Reply with the rewritten question only."},
             {"role": "user", "content": f"Conversation:\n{convo}\n\nFollow-up question: {question}\n\nRewritten question:"},
         ]
-        rewritten = self.llm().complete(messages, max_tokens=48, temperature=0.0).strip().strip('"').splitlines()
+        rewritten = self.llm().complete_aside(messages, max_tokens=48).strip().strip('"').splitlines()
         rewritten = rewritten[0].strip() if rewritten else ""
         return rewritten if 3 <= len(rewritten) <= 300 else question
 

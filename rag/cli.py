@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from rag.errors import RagError
+from rag.errors import MissingModel, RagError
 from rag.settings import load_settings
 
 
@@ -30,6 +30,7 @@ def _retrieval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-k", dest="top_k", type=int, help="passages to retrieve (default: 5)")
     p.add_argument("--source", action="append", dest="sources", metavar="NAME", help="search only this document (repeatable)")
     p.add_argument("--kind", action="append", dest="kinds", choices=["prose", "table_row", "list_item", "code"], help="search only passages of this kind")
+    p.add_argument("--no-expand", action="store_true", help="search with the question alone, without the LLM's hypothetical answer (faster, weaker; RAG_EXPAND_QUERY=0)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("eval/out"), help="report folder (default: eval/out)")
     p.add_argument("--model", dest="llm", help="model preset or path to a .gguf")
     p.add_argument("--limit", type=int, help="only the first N questions")
-    p.add_argument("--retrieval-only", action="store_true", help="retrieval metrics only, without the LLM (seconds)")
+    p.add_argument("--retrieval-only", action="store_true", help="retrieval metrics only, no answers: seconds once the questions' expansions are cached (the first run writes them, about a minute)")
+    p.add_argument("--no-expand", action="store_true", help="search with the questions alone, without the LLM's hypothetical answers")
     p.add_argument("--no-verify", action="store_true", help="do not check citations (to measure what checking buys)")
     p.add_argument("--mode", choices=["hybrid", "dense", "sparse"])
     p.add_argument("--top-k", dest="top_k", type=int)
@@ -100,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {k: getattr(args, k, None) for k in ("data_dir", "qdrant_url", "collection", "mode", "top_k", "llm")}
     if getattr(args, "no_verify", False):
         overrides["verify_citations"] = False
+    if getattr(args, "no_expand", False):
+        overrides["expand_query"] = False
     try:
         settings = load_settings(**overrides)
         handler = COMMANDS[args.command]
@@ -151,17 +155,30 @@ def cmd_ingest(args, settings) -> int:
 
 
 def cmd_search(args, settings) -> int:
+    from rag.app import clean_question
+
     app = _app(settings)
     try:
-        hits = app.search(args.query, sources=args.sources, kinds=args.kinds)
+        # Cleaned: raw argv may hold undecodable bytes (lone surrogates).
+        query = clean_question(args.query)
+        app.ensure_index()
+        try:
+            expansion = app.expand(query, sources=args.sources, kinds=args.kinds)
+        except MissingModel as exc:
+            # Search needs no model: without one it still works, only without the guess.
+            sys.stderr.write(f"rag: note: searching with the question alone: {exc.one_line()} (or pass --no-expand)\n")
+            expansion = ""
+        hits = app.search(query, sources=args.sources, kinds=args.kinds, expansion=expansion)
     finally:
         app.close()
     if args.json:
-        from rag.app import clean_question
-
-        # Echo the cleaned query: raw argv may hold undecodable bytes (lone surrogates).
-        print(json.dumps({"query": clean_question(args.query), "mode": settings.mode, "passages": [h.to_json() for h in hits]}, ensure_ascii=False))
+        out = {"query": query, "mode": settings.mode, "passages": [h.to_json() for h in hits]}
+        if expansion:
+            out["expansion"] = expansion
+        print(json.dumps(out, ensure_ascii=False))
         return 0
+    if expansion:
+        sys.stderr.write(f"(searched with the model's guess: {expansion})\n")
     if not hits:
         print("no passages found")
     for h in hits:

@@ -111,6 +111,7 @@ class Answer:
     model: str
     timings_ms: dict[str, int]
     standalone_question: str = ""
+    expansion: str = ""  # the hypothetical answer searched with the question (never shown as fact)
     raw_answer: str = ""
     checks: dict = field(default_factory=dict)
 
@@ -127,6 +128,8 @@ class Answer:
         }
         if self.standalone_question and self.standalone_question != self.question:
             out["standalone_question"] = self.standalone_question
+        if self.expansion:
+            out["expansion"] = self.expansion
         if self.raw_answer:
             out["raw_answer"] = self.raw_answer
         if self.checks:

@@ -50,6 +50,9 @@ def make_app(tmp_path, dense_encoder):
 
     def build(**overrides):
         overrides.setdefault("data_dir", tmp_path / "data")
+        # No LLM here, so the question alone is searched; tests/test_retrieval.py covers
+        # expansion with the real model.
+        overrides.setdefault("expand_query", False)
         app = RagApp(load_settings(**overrides), dense_encoder=dense_encoder)
         apps.append(app)
         return app

@@ -14,10 +14,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def rag(*args: str, data_dir: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+def rag(*args: str, data_dir: Path, timeout: float = 300, **extra_env: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, RAG_DATA_DIR=str(data_dir))
-    for name in ("RAG_DEBUG", "RAG_CORPUS", "RAG_MODE", "RAG_TOP_K", "RAG_QDRANT_URL"):
+    for name in ("RAG_DEBUG", "RAG_CORPUS", "RAG_MODE", "RAG_TOP_K", "RAG_QDRANT_URL", "RAG_LLM", "RAG_EXPAND_QUERY"):
         env.pop(name, None)
+    env.update(extra_env)
     return subprocess.run(
         [sys.executable, "-m", "rag.cli", *args],
         env=env, cwd=data_dir.parent, capture_output=True, text=True, timeout=timeout,
@@ -42,6 +43,7 @@ def test_search_json_on_a_fresh_data_dir(tmp_path):
     out = json.loads(proc.stdout)
     assert out["query"] == "Who introduced GANs?"
     assert out["mode"] == "hybrid"
+    assert "expansion" not in out  # the question alone finds a close passage: no guess needed
     passages = out["passages"]
     assert [p["rank"] for p in passages] == [1, 2, 3, 4, 5]
     top = passages[0]
@@ -62,6 +64,21 @@ def test_search_json_on_a_fresh_data_dir(tmp_path):
         "corpus/generative-models-differences-and-connections.txt": 39,
         "corpus/types-of-generative-models.txt": 35,
     }
+
+
+def test_search_without_a_usable_model_searches_with_the_question_alone(tmp_path):
+    """Search needs no model: a broken one costs the expansion, not the search."""
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"not a model" * 1000)
+    # A question nothing answers closely, so the model would be asked for a guess.
+    query = "How should I watch a deployed assistant in production?"
+    proc = rag("search", query, "--json", data_dir=tmp_path / "data", RAG_LLM=str(broken))
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert "expansion" not in out and out["query"] == query
+    assert len(out["passages"]) == 5
+    note = [line for line in proc.stderr.splitlines() if line.startswith("rag: note:")]
+    assert len(note) == 1 and "not a valid GGUF" in note[0] and "--no-expand" in note[0]
 
 
 def test_ingest_of_a_missing_path_is_one_line_exit_2(tmp_path):

@@ -54,7 +54,7 @@ def indexed_data(tmp_path_factory, dense_encoder) -> dict:
     root = tmp_path_factory.mktemp("conc-template")
     corpus, data = root / "corpus", root / "data"
     shutil.copytree(CORPUS, corpus)
-    app = RagApp(load_settings(env={}, data_dir=data, corpus=corpus), dense_encoder=dense_encoder)
+    app = RagApp(load_settings(env={}, expand_query=False, data_dir=data, corpus=corpus), dense_encoder=dense_encoder)
     try:
         app.ingest([corpus])
     finally:
@@ -299,7 +299,7 @@ def test_threads_sharing_one_app_lose_nothing(tmp_path, dense_encoder, small_llm
         got_state = index_state(app)
     finally:
         app.close()
-    clean = RagApp(load_settings(env={}, data_dir=tmp_path / "clean", corpus=corpus), dense_encoder=dense_encoder)
+    clean = RagApp(load_settings(env={}, expand_query=False, data_dir=tmp_path / "clean", corpus=corpus), dense_encoder=dense_encoder)
     try:
         clean.ingest([corpus])
         assert got_state == index_state(clean)

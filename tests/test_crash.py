@@ -63,7 +63,7 @@ def build_crash_corpus(dest: Path, copies: int = 13) -> None:
 
 def state(data: Path, dense_encoder) -> tuple[dict[str, list[str]], dict[str, dict]]:
     """(point id → its sources, manifest path → entry) of the index under `data`."""
-    app = RagApp(load_settings(env={}, data_dir=data), dense_encoder=dense_encoder)
+    app = RagApp(load_settings(env={}, expand_query=False, data_dir=data), dense_encoder=dense_encoder)
     try:
         store = app.store
         if store.read_config() is None:
@@ -78,7 +78,7 @@ def state(data: Path, dense_encoder) -> tuple[dict[str, list[str]], dict[str, di
 
 def recover(data: Path, corpus: Path, dense_encoder):
     """The next, normal ingest (the same code path as `rag ingest`, in this process)."""
-    app = RagApp(load_settings(env={}, data_dir=data), dense_encoder=dense_encoder)
+    app = RagApp(load_settings(env={}, expand_query=False, data_dir=data), dense_encoder=dense_encoder)
     try:
         return app.ingest([corpus])
     finally:
@@ -178,7 +178,7 @@ def template(tmp_path_factory, dense_encoder):
     root = tmp_path_factory.mktemp("damaged")
     corpus, data = root / "corpus", root / "data"
     shutil.copytree(CORPUS, corpus)
-    app = RagApp(load_settings(env={}, data_dir=data, corpus=corpus), dense_encoder=dense_encoder)
+    app = RagApp(load_settings(env={}, expand_query=False, data_dir=data, corpus=corpus), dense_encoder=dense_encoder)
     try:
         app.ingest([corpus])
         cid = app.history.new_conversation(title="Who introduced GANs?")

@@ -51,6 +51,18 @@ def test_answer_metrics_count_citations_and_refusals():
     assert answer_metrics(unanswerable, {"abstained": True})["refused_correctly"] == 1.0
 
 
+def test_unchecked_citations_count_only_where_the_evidence_is():
+    """With checking off, a citation's own sentences vouch for nothing."""
+    q = GoldQuestion("x", "?", True, evidence=["Goodfellow in 2014"], answer_any=[["Goodfellow"]])
+    citations = [{"n": 1, "text": "by Ian Goodfellow in 2014", "supports": ["Goodfellow."]},
+                 {"n": 2, "text": "VAEs are stable.", "supports": ["Goodfellow made VAEs."]}]
+    checked = {"answer": "…", "abstained": False, "citations": citations,
+               "checks": {"sentences": [{"text": "Goodfellow made VAEs.", "verdict": "supported"}]}}
+    unchecked = dict(checked, checks={"sentences": [{"text": "Goodfellow made VAEs.", "verdict": "unchecked"}]})
+    assert answer_metrics(q, checked)["citation_precision"] == 1.0
+    assert answer_metrics(q, unchecked)["citation_precision"] == 0.5
+
+
 def test_gate_fails_when_a_floor_is_raised_above_the_measured_figure():
     summary = summarise([{"answerable": True, "metrics": {"hit@1": 1.0, "hit@5": 1.0, "mrr": 1.0, "ndcg@5": 1.0}},
                          {"answerable": True, "metrics": {"hit@1": 0.0, "hit@5": 1.0, "mrr": 0.5, "ndcg@5": 0.6}}])

@@ -181,7 +181,7 @@ def hostile(tmp_path_factory, dense_encoder):
     root = tmp_path_factory.mktemp("hostile")
     folder = root / "hostile"
     bad = build_hostile_folder(folder)
-    app = RagApp(load_settings(env={}, data_dir=root / "data", corpus=folder), dense_encoder=dense_encoder)
+    app = RagApp(load_settings(env={}, expand_query=False, data_dir=root / "data", corpus=folder), dense_encoder=dense_encoder)
     calls = []
 
     def progress(done: int, total: int, source: str) -> None:
@@ -281,7 +281,7 @@ def dump(tmp_path_factory, dense_encoder):
     text = " ".join(rng.choice(words) for _ in range(180_000))[: 1024 * 1024]
     cut = len(text) // 2
     (folder / "dump.txt").write_text(text[:cut] + f" {DUMP_WORD} " + text[cut:], "utf-8")
-    app = RagApp(load_settings(env={}, data_dir=root / "data", corpus=folder), dense_encoder=dense_encoder)
+    app = RagApp(load_settings(env={}, expand_query=False, data_dir=root / "data", corpus=folder), dense_encoder=dense_encoder)
     started = time.perf_counter()
     report = app.ingest([folder])
     yield {"app": app, "report": report, "elapsed": time.perf_counter() - started}

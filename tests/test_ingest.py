@@ -136,7 +136,7 @@ def template(tmp_path_factory, dense_encoder) -> Template:
     root = tmp_path_factory.mktemp("ingest-template")
     corpus, data = root / "corpus", root / "data"
     shutil.copytree(CORPUS, corpus)  # copy2 keeps the files' mtimes
-    app = RagApp(load_settings(env={}, data_dir=data, corpus=corpus), dense_encoder=dense_encoder)
+    app = RagApp(load_settings(env={}, expand_query=False, data_dir=data, corpus=corpus), dense_encoder=dense_encoder)
     try:
         report = app.ingest([corpus])
     finally:
@@ -410,7 +410,7 @@ def clean_big(tmp_path_factory, dense_encoder):
     """A clean, uninterrupted ingest of the big corpus: what every recovery must end with."""
     root = tmp_path_factory.mktemp("clean-big")
     build_big_corpus(root / "corpus")
-    app = RagApp(load_settings(env={}, data_dir=root / "data"), dense_encoder=dense_encoder)
+    app = RagApp(load_settings(env={}, expand_query=False, data_dir=root / "data"), dense_encoder=dense_encoder)
     try:
         report = app.ingest([root / "corpus"])
         assert report.files == 12 and report.skipped == []

@@ -282,6 +282,30 @@ def test_concurrent_calls_match_serial(smol):
     assert results == [expected] * 3
 
 
+def test_an_aside_leaves_the_cached_prompt_as_it_was(smol):
+    """Query expansion and follow-up rewriting run between two answers; the answer after them
+    must still find its prompt in the KV cache, and be the answer it would have been."""
+    answer = smol.complete(QUESTION, max_tokens=16)
+    cached = smol._llm.input_ids[: smol._llm.n_tokens].copy()
+    aside = smol.complete_aside([{"role": "user", "content": "Count from 1 to 5."}], max_tokens=12)
+    assert aside.strip()
+    assert smol._llm.n_tokens == len(cached)
+    assert list(smol._llm.input_ids[: smol._llm.n_tokens]) == list(cached)
+    assert smol.complete(QUESTION, max_tokens=16) == answer
+    # Without the restore, the aside's own prompt would be what is cached.
+    smol.complete([{"role": "user", "content": "Count from 1 to 5."}], max_tokens=12)
+    assert list(smol._llm.input_ids[: len(cached)]) != list(cached)
+
+
+def test_an_aside_on_a_fresh_context_and_over_budget(smol_path):
+    llm = L.LocalLLM(smol_path, "smol", n_ctx=128)
+    assert llm.complete_aside(QUESTION, max_tokens=8).strip()  # nothing cached yet to restore
+    with pytest.raises(BadInput) as err:
+        llm.complete_aside([{"role": "user", "content": "word " * 400}])
+    assert "context window" in _one_line(err)
+    llm.close()
+
+
 def test_prompt_over_context_is_bad_input(smol_path):
     llm = L.LocalLLM(smol_path, "smol", n_ctx=128)
     with pytest.raises(BadInput) as err:

@@ -40,7 +40,7 @@ def shared(tmp_path_factory, dense_encoder):
     from rag.settings import load_settings
 
     data = tmp_path_factory.mktemp("sparse_index") / "data"
-    app = RagApp(load_settings(env={}, data_dir=data, corpus=ROOT / "corpus"), dense_encoder=dense_encoder)
+    app = RagApp(load_settings(env={}, expand_query=False, data_dir=data, corpus=ROOT / "corpus"), dense_encoder=dense_encoder)
     assert app.ingest().files == 3
     yield app
     app.close()

@@ -91,7 +91,7 @@ class ChatHandlers:
                     elif event.kind == "done":
                         data = event.answer.to_json()
                         turns[idx] = {"message_id": self._last_message_id(conv), "answer": data}
-                        yield show(render.render_answer(data)), msgs, conv, turns, render.passages_html(data["passages"])
+                        yield show(render.render_answer(data)), msgs, conv, turns, render.passages_html(data["passages"], data.get("expansion", ""))
         except Exception as exc:  # the chat must not be left saying "writing…"
             note = exc.message if isinstance(exc, gr.Error) else "an unexpected error; see the server log"
             yield show(render.render_error(note)), msgs, conv, turns, gr.skip()
@@ -146,7 +146,7 @@ class ChatHandlers:
             allowed = {c["id"] for c in self.app.history.conversations(limit=1000, user_id=_owner_filter(request))}
             if not cid or cid not in allowed:
                 raise BadInput("choose a conversation from the list first")
-            msgs, turns, last = [], {}, []
+            msgs, turns, last = [], {}, {}
             for m in self.app.history.messages(cid):
                 if m["role"] == "user":
                     msgs.append({"role": "user", "content": render.render_user(m["content"])})
@@ -154,8 +154,8 @@ class ChatHandlers:
                     data = m.get("payload") or {"answer": m["content"], "abstained": False, "citations": []}
                     turns[len(msgs)] = {"message_id": m["id"], "answer": data}
                     msgs.append({"role": "assistant", "content": render.render_answer(data)})
-                    last = data.get("passages", [])
-            return msgs, msgs, cid, turns, render.passages_html(last)
+                    last = data
+            return msgs, msgs, cid, turns, render.passages_html(last.get("passages", []), last.get("expansion", ""))
 
     def new_conversation(self):
         return [], [], None, {}, render.passages_html([])

@@ -152,10 +152,13 @@ def render_user(text: str) -> str:
     return esc(text)
 
 
-def passages_html(passages: list[dict]) -> str:
-    """Everything retrieved for the last question, best first, with its scores."""
+def passages_html(passages: list[dict], expansion: str = "") -> str:
+    """Everything retrieved for the last question, best first, with its scores, under the
+    model's guess that was searched with the question (so a surprising ranking is explained)."""
     if not passages:
         return '<div class="rag-muted">No passages retrieved yet.</div>'
+    guess = (f'<div class="rag-muted rag-expansion">Searched with the question and the model\'s own guess '
+             f'(used to search only, never as a source): {esc(expansion)}</div>') if expansion else ""
     rows = "".join(
         f'<div class="rag-hit"><div class="rag-hit-head"><span class="rag-n">#{p.get("rank", i + 1)}</span> '
         f'<span class="rag-score">score {float(p.get("score", 0)):.4f}</span> '
@@ -163,7 +166,7 @@ def passages_html(passages: list[dict]) -> str:
         f'<div class="rag-passage">{esc(p.get("text", ""))}</div></div>'
         for i, p in enumerate(passages)
     )
-    return f'<div class="rag-hits">{rows}</div>'
+    return f'{guess}<div class="rag-hits">{rows}</div>'
 
 
 def quality(answer: dict) -> float | None:
