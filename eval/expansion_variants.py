@@ -16,18 +16,10 @@ import numpy as np
 
 from eval.gold import DEFAULT_GOLD, holds_evidence, load_gold
 from eval.runner import RETRIEVAL_DEPTH
+from rag.retrieve import dense_query, keyword_query
 
 DENSE_WEIGHTS = (0.0, 0.5, 1.0)
 TERM_WEIGHTS = (0.0, 0.3, 0.5, 1.0)
-
-
-def keyword_query(sparse, question: str, guess: str, weight: float) -> tuple[list[int], list[float]]:
-    indices, values = sparse.encode_query(question)
-    weights = dict(zip(indices, values))
-    if guess and weight > 0:
-        for term, value in zip(*sparse.encode_query(guess)):
-            weights.setdefault(term, weight * value)
-    return list(weights), list(weights.values())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -47,8 +39,7 @@ def main(argv: list[str] | None = None) -> None:
         guess = app.expand(q.question)
         question_vec, guess_vec = dense.encode([q.question, guess or q.question])
         for wd in DENSE_WEIGHTS:
-            vec = question_vec + (wd * guess_vec if guess else 0)
-            vec = vec / np.linalg.norm(vec)
+            vec = dense_query(question_vec, guess_vec if guess else None, wd)
             for wt in TERM_WEIGHTS:
                 points = app.store.query("hybrid", vec.tolist(), keyword_query(sparse, q.question, guess, wt), RETRIEVAL_DEPTH, {})
                 rank = next((i for i, p in enumerate(points, 1) if holds_evidence(p.payload["text"], q.evidence)), None)

@@ -16,6 +16,27 @@ MODES = ("hybrid", "dense", "sparse")
 EXPANSION_TERM_WEIGHT = 0.5
 
 
+def keyword_query(sparse, question: str, expansion: str, weight: float = EXPANSION_TERM_WEIGHT) -> tuple[list[int], list[float]]:
+    """The question's terms at full weight, the expansion's other terms at `weight`: a guess
+    full of names must not outvote the question's own words (at full weight "What does MLflow
+    help with?" lost its one MLflow passage, and a guessed "Ian Goodfellow" pulled the GAN
+    passage into a question about VAEs)."""
+    indices, values = sparse.encode_query(question)
+    weights = dict(zip(indices, values))
+    if expansion and weight > 0:
+        for term, value in zip(*sparse.encode_query(expansion)):
+            weights.setdefault(term, weight * value)
+    return list(weights), list(weights.values())
+
+
+def dense_query(question_vec: np.ndarray, expansion_vec: np.ndarray | None, weight: float = 1.0) -> np.ndarray:
+    """The question's vector, moved towards the expansion's by `weight`, unit length again."""
+    if expansion_vec is None or weight == 0:
+        return question_vec
+    mixed = question_vec + weight * expansion_vec
+    return mixed / max(float(np.linalg.norm(mixed)), 1e-9)
+
+
 class Retriever:
     def __init__(self, store: QdrantStore, dense, sparse):
         self.store = store
@@ -35,18 +56,6 @@ class Retriever:
             chosen.extend(matches)
         return chosen
 
-    def _keywords(self, query: str, expansion: str) -> tuple[list[int], list[float]]:
-        """The question's terms at full weight, the expansion's other terms at
-        EXPANSION_TERM_WEIGHT: a guess full of names must not outvote the question's own
-        words (at full weight "What does MLflow help with?" lost its one MLflow passage, and
-        a guessed "Ian Goodfellow" pulled the GAN passage into a question about VAEs)."""
-        indices, values = self._sparse().encode_query(query)
-        weights = dict(zip(indices, values))
-        if expansion:
-            for term, value in zip(*self._sparse().encode_query(expansion)):
-                weights.setdefault(term, EXPANSION_TERM_WEIGHT * value)
-        return list(weights), list(weights.values())
-
     def search(
         self, query: str, mode: str = "hybrid", top_k: int = 5,
         sources: list[str] | None = None, kinds: list[str] | None = None, expansion: str = "",
@@ -55,11 +64,10 @@ class Retriever:
             raise BadInput(f"unknown retrieval mode {mode!r}", "use hybrid, dense or sparse")
         if expansion:
             question_vec, expansion_vec = self._dense().encode([query, expansion])
-            search_vec = question_vec + expansion_vec
-            search_vec /= max(float(np.linalg.norm(search_vec)), 1e-9)
         else:
-            question_vec = search_vec = self._dense().encode_query(query)
-        sparse_vec = self._keywords(query, expansion) if mode != "dense" else None
+            question_vec, expansion_vec = self._dense().encode_query(query), None
+        search_vec = dense_query(question_vec, expansion_vec)
+        sparse_vec = keyword_query(self._sparse(), query, expansion) if mode != "dense" else None
         filters = {}
         if sources:
             filters["sources"] = self.resolve_sources(sources)
