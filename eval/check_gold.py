@@ -1,14 +1,18 @@
 """Check a gold question set against its corpus.
 
-Usage: python eval/check_gold.py eval/gold.jsonl corpus
+Usage: python -m eval.check_gold GOLD.jsonl CORPUS_DIR
 
-Checks every line parses as JSON with the required fields, ids run q01, q02, ... in order,
-unanswerable/injection items carry no evidence, and every evidence snippet
+Checks every line parses as JSON with the required fields, ids are unique,
+unanswerable/injection items carry no evidence, no `answer_any` string already occurs in its
+question (an answer that echoes the question must not count as correct), and every evidence
+snippet
   - avoids the characters the loader repairs or splits on (β, Β, ·, quotes, tabs, < >),
-  - occurs (case-insensitive, whitespace runs collapsed) inside a single line and a single
-    tab-separated cell of a corpus file,
+  - occurs (case-insensitive, whitespace runs collapsed) in the text the project's own loader
+    reads from a corpus file (so HTML and PDF are checked as rag sees them), inside a single
+    line and a single tab-separated cell (a PDF: inside one paragraph, since its lines are the
+    page's layout, not the text's),
   - is found in a listed source, and every file holding it is listed in `sources`.
-Prints counts per kind. Exits 1 on any problem. Stdlib only.
+Prints counts per kind. Exits 1 on any problem.
 """
 
 from __future__ import annotations
@@ -31,12 +35,19 @@ def norm(s: str) -> str:
 
 
 def load_cells(corpus: Path) -> dict[str, list[str]]:
-    """File name -> normalised table cells / line fragments (a snippet may not span them)."""
+    """File name -> normalised table cells / line fragments (a snippet may not span them),
+    read through the project's loader."""
+    from rag.loaders import SkipFile, find_files, load
+
     cells = {}
-    for path in sorted(corpus.rglob("*")):
-        if path.is_file():
-            text = path.read_text(encoding="utf-8", errors="replace")
-            cells[path.name] = [norm(c) for line in text.splitlines() for c in line.split("\t")]
+    files, _ = find_files([corpus])
+    for found in files:
+        try:
+            doc = load(found)
+        except SkipFile:
+            continue
+        units = doc.text.split("\n\n") if doc.kind == "pdf" else doc.text.splitlines()
+        cells[found.path.name] = [norm(c) for unit in units for c in unit.split("\t")]
     return cells
 
 
@@ -46,6 +57,7 @@ def check(gold: Path, corpus: Path) -> int:
     kinds: Counter = Counter()
     answerable = Counter()
     lines = gold.read_text(encoding="utf-8").splitlines()
+    seen_ids: set[str] = set()
     for n, line in enumerate(lines, 1):
         where = f"line {n}"
         if not line.strip():
@@ -65,8 +77,9 @@ def check(gold: Path, corpus: Path) -> int:
         if any(p.startswith(f"{where}: field") for p in problems):
             continue
         where = f"line {n} ({rec['id']})"
-        if rec["id"] != f"q{n:02d}":
-            problems.append(f"{where}: expected id q{n:02d}")
+        if rec["id"] in seen_ids:
+            problems.append(f"{where}: id used twice")
+        seen_ids.add(rec["id"])
         if not rec["question"].strip():
             problems.append(f"{where}: empty question")
         kind = rec.get("kind")
@@ -87,10 +100,15 @@ def check(gold: Path, corpus: Path) -> int:
         for key in ("evidence", "answer_any", "sources"):
             if not rec[key]:
                 problems.append(f"{where}: answerable but {key} is empty")
+        question = rec["question"].lower()
         for group in rec["answer_any"]:
             if not (isinstance(group, list) and group
                     and all(isinstance(s, str) and s.strip() for s in group)):
                 problems.append(f"{where}: answer_any group {group!r} is not a list of strings")
+                continue
+            echoed = [s for s in group if s.lower() in question]
+            if echoed:
+                problems.append(f"{where}: answer_any {echoed!r} already occurs in the question")
         sources = rec["sources"]
         for s in sources:
             if not isinstance(s, str) or s not in cells:

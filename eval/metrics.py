@@ -29,18 +29,19 @@ def answer_metrics(q: GoldQuestion, result: dict) -> dict:
     m: dict = {"abstained": abstained}
     if not q.answerable:
         m["refused_correctly"] = float(abstained)
+        if result.get("citations"):
+            # The documents hold no answer, so no citation of one can hold its evidence.
+            m["citation_precision"] = 0.0
         return m
     m["correct"] = float(not abstained and answer_correct(result.get("answer", ""), q.answer_any))
     m["false_refusal"] = float(abstained)
     citations = result.get("citations", [])
     if citations:
-        # A citation is good when its passage holds the gold evidence, or when the checker
-        # found that it supports its sentence. With checking off ("unchecked"), the sentences
-        # a citation carries prove nothing, so only the evidence counts.
-        checked = not any(s.get("verdict") == "unchecked" for s in result.get("checks", {}).get("sentences", []))
-        good = [c for c in citations if holds_evidence(c["text"], q.evidence) or checked and c.get("supported", True) and c.get("supports")]
+        # A citation is precise only when its passage holds a gold evidence snippet: the
+        # checker's own verdict ("supported") is what is being measured, so it never counts.
+        good = [c for c in citations if holds_evidence(c["text"], q.evidence)]
         m["citation_precision"] = len(good) / len(citations)
-        m["citation_recall"] = float(any(holds_evidence(c["text"], q.evidence) for c in citations))
+        m["citation_recall"] = float(bool(good))
     elif not abstained:
         m["citation_recall"] = 0.0
     return m
@@ -68,7 +69,9 @@ def summarise(rows: list[dict]) -> dict:
         s[key] = _mean(m.get(key) for m in answerable)
     if any("correct" in m for m in answerable):
         s["correctness"] = _mean(m.get("correct") for m in answerable)
-        s["citation_precision"] = _mean(m.get("citation_precision") for m in answerable)
+        # Over every question that cited anything: an answer to an unanswerable question
+        # brings its citations into the count.
+        s["citation_precision"] = _mean(m.get("citation_precision") for m in answerable + unanswerable)
         s["citation_recall"] = _mean(m.get("citation_recall") for m in answerable if not m.get("abstained"))
         s["false_refusal_rate"] = _mean(m.get("false_refusal") for m in answerable)
     if any("refused_correctly" in m for m in unanswerable):

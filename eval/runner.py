@@ -64,7 +64,7 @@ COMPARE = [
     ("rag sparse", {}, "sparse"),
     ("rag, citations unchecked", {"verify_citations": False}, "hybrid"),
     ("rag, qwen2.5-coder-0.5b", {"llm": "qwen2.5-coder-0.5b"}, "hybrid"),
-    ("llama-index defaults", None, None),
+    ("llama-index hybrid, cited", None, None),
 ]
 
 
@@ -99,6 +99,42 @@ def run_compare(app, gold_path: Path, out_dir: Path, limit: int | None = None, r
 
 def _slug(label: str) -> str:
     return "-".join("".join(ch if ch.isalnum() or ch == "." else " " for ch in label.lower()).split())
+
+
+def naive_rows(app, gold: list[GoldQuestion]) -> list[dict]:
+    """The naive baseline (eval/naive.py) over the app's corpus, scored like rag's search."""
+    from eval.naive import NaiveRetriever
+
+    naive = NaiveRetriever(app.settings.corpus, app.dense(), app.sparse())
+    rows = []
+    for q in gold:
+        passages = naive.search(q.question, RETRIEVAL_DEPTH)
+        rows.append({"id": q.id, "question": q.question, "answerable": q.answerable, "passages": passages,
+                     "metrics": retrieval_metrics(q, passages) if q.answerable else {}})
+    return rows
+
+
+def run_retrieval_table(app, gold_path: Path, out_dir: Path, limit: int | None = None) -> dict:
+    """`rag eval --retrieval-only`: hybrid (the reference, in report.json), dense, sparse and
+    the naive baseline, all in one run over the same index."""
+    gold = load_gold(gold_path)[: limit or None]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summaries, reference = [], None
+    for mode in ("hybrid", "dense", "sparse"):
+        rows = run_questions(app, gold, True, mode, desc=f"retrieval {mode}")
+        summary = summarise(rows)
+        summary.update(config=describe(app, mode, True), gold=str(gold_path))
+        summaries.append(summary)
+        reference = reference or rows
+    summary = summarise(naive_rows(app, gold))
+    summary.update(config="naive baseline (500-char chunks, MiniLM + BM25, RRF)", gold=str(gold_path))
+    summaries.append(summary)
+    report = {"summary": summaries[0], "questions": reference, "configs": summaries}
+    (out_dir / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    from eval.report import write_markdown
+
+    write_markdown(out_dir / "report.md", summaries, reference, title="Evaluation: retrieval, every mode and the naive baseline")
+    return report
 
 
 def run_eval(app, gold_path: Path, out_dir: Path, retrieval_only: bool = False, mode: str | None = None,
