@@ -1,10 +1,10 @@
-"""Generate, then verify: every `[n]` is checked against its passage as the answer streams.
+"""Generate, then verify: every sentence and its `[n]` are checked as the answer streams.
 
-A sentence is kept only when a passage supports it: its content words are found in the
-passage, every number and name in it is found there, or (for paraphrase) its meaning is close
-to the passage's. A marker pointing to the wrong passage is moved to the one that supports the
-sentence; a sentence nothing supports is dropped. An answer left with no supported sentence
-becomes the refusal.
+Each settled sentence goes to the checks of rag/verify.py: the lexical pass proposes the
+passage it rests on (moving a marker that points at the wrong one), then the entailment judge
+decides whether that passage, or the one the model cited, states it. A sentence no passage
+states is dropped; an answer left with no sentence becomes the refusal. Generation waits while
+a sentence is judged, so the first verified sentence still streams before the answer ends.
 """
 
 from __future__ import annotations
@@ -12,166 +12,23 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-
-import numpy as np
+from dataclasses import dataclass
 
 from rag.prompt import NOT_FOUND, build_prompt, is_injection
 from rag.types import Answer, Citation, Hit
+from rag.verify import EntailmentJudge, Verifier
 
 REFUSAL = "The documents I have do not answer this question, so I won't guess."
 REFUSAL_INJECTION = "I only answer questions from the indexed documents, and I don't follow instructions to ignore them."
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 _SENT_END = re.compile(r"(?<=[.!?])(?:\s*\[\d+(?:\s*,\s*\d+)*\])*(?=\s+|$)|\n+")
-_STOP = set(
-    "a an the and or but if of to in on at by for with from as is are was were be been being it its this that these "
-    "those they them their there which who whom whose what when where why how than then so such also can could may might "
-    "will would should do does did not no nor only own same too very just about into over under again further once both "
-    "each few more most other some any all between through during before after above below up down out off has have had "
-    "having i you he she we our your his her my me us one two use used uses using like based often well many much include "
-    "includes including according passage passages document documents guide guides".split()
-)
 _REFUSAL_HINTS = re.compile(
     r"not in (the )?documents|passages do not|passages don't|does not (mention|contain|say|provide)|"
     r"do not (mention|contain|provide)|no information|not (mentioned|provided|specified|stated)|cannot answer|can't answer|"
     r"i don't know|i do not know|unable to (answer|find)",
     re.I,
 )
-
-
-def _stem(word: str) -> str:
-    for suffix in ("ingly", "ations", "ation", "ities", "ness", "ings", "ing", "ies", "ied", "ers", "er", "ed", "es", "ly", "s"):
-        if len(word) > len(suffix) + 3 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
-
-
-def content_words(text: str) -> set[str]:
-    return {_stem(w) for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOP and len(w) > 1}
-
-
-def key_terms(sentence: str) -> set[str]:
-    """Numbers, mid-sentence capitalised names and acronyms ("KL"): facts a model is likely
-    to invent. Without the two-letter acronyms, "The KL divergence term is given by
-    exp(z_log_var / 2) * epsilon" rested on a sampling snippet that never mentions KL."""
-    words = re.findall(r"[A-Za-z0-9]+", sentence)
-    keys = {w.lower() for w in words if any(ch.isdigit() for ch in w)}
-    keys |= {w.lower() for i, w in enumerate(words) if i > 0 and w[0].isupper() and w.lower() not in _STOP and len(w) > 2}
-    keys |= {w.lower() for i, w in enumerate(words) if i > 0 and len(w) == 2 and w.isupper()}
-    return keys
-
-
-@dataclass
-class Verdict:
-    text: str  # the sentence without markers
-    cited: list[int]  # markers the model wrote (1-based, as in the prompt)
-    support: list[float]  # per prompt passage
-    kept: list[int] = field(default_factory=list)  # passages it rests on after checking
-    reason: str = ""
-
-
-class Verifier:
-    def __init__(self, hits: list[Hit], dense=None, terms=None, min_overlap: float = 0.67, min_similarity: float = 0.62):
-        self.hits = hits
-        self.dense = dense  # () -> DenseEncoder, for meaning-level support; None: words only
-        # text -> set of content terms. The BM25 analyser (stop words out, Snowball stems) keeps
-        # "databases" and "database" one term, as retrieval does; a crude stemmer is the fallback.
-        self.terms = terms or content_words
-        self.min_overlap = min_overlap
-        self.min_similarity = min_similarity
-        texts = [f"{h.context}\n{h.text}" for h in hits]
-        self.words = [self.terms(t) for t in texts]
-        self.lower = [re.sub(r"\s+", " ", t.lower()) for t in texts]
-        # A claim must be found together, within two neighbouring sentences of a passage (with
-        # its context), not scattered over it: "100" in a code line and "steps" three
-        # sentences later do not make "it takes 100 steps".
-        self.windows = []
-        for h in hits:
-            ctx = self.terms(h.context) if h.context else set()
-            parts = [p for p in re.split(r"(?<=[.!?])\s+|\n+", h.text) if p.strip()] or [h.text]
-            # The passage's first sentence comes with every window: it names the subject that
-            # later lines ("Limitations: mode collapse, …") leave unsaid.
-            spans = [" ".join(([parts[0]] if j else []) + parts[j : j + 2]) for j in range(max(1, len(parts) - 1))]
-            self.windows.append([(self.terms(w) | ctx, re.sub(r"\s+", " ", w.lower()) + " " + h.context.lower()) for w in spans])
-        self._passage_vecs = None
-        self._texts = texts
-        self._subject: set[str] = set()
-
-    def _similarities(self, sentence: str) -> np.ndarray:
-        if self.dense is None:
-            return np.zeros(len(self.hits))
-        enc = self.dense()
-        if self._passage_vecs is None:
-            self._passage_vecs = enc.encode(self._texts)
-        return self._passage_vecs @ enc.encode_query(sentence)
-
-    def check(self, sentence: str, cited: list[int], question: str = "") -> Verdict:
-        """Support of one answer sentence by each passage, and by the passages it cites taken
-        together (a sentence may join facts from two). Words the sentence only echoes from
-        the question prove nothing, so support is measured on the rest: the claim."""
-        asked = self.terms(question) if question else set()
-        words = self.terms(re.sub(r"^\s*yes\b[,.!]?", "", sentence, flags=re.I))
-        claim = words - asked
-        keys = key_terms(sentence) - {k for k in key_terms(question)} if question else key_terms(sentence)
-        # Names and numbers the sentence echoes from the question ("DALL-E 3") need not sit in
-        # the same window, but the passage must be about them: "trained on a large dataset of
-        # images" from a GAN passage does not answer what DALL-E 3 was trained on.
-        self._subject = key_terms(sentence) & key_terms(question) if question else set()
-        if not claim:
-            # "Yes [1]." restates the question: the passage must hold what was asked.
-            claim, keys = words | asked, key_terms(question)
-        words = words | claim
-        n = len(self.hits)
-        support = [self._support(claim, words, keys, sentence, [i]) for i in range(n)]
-        v = Verdict(sentence, cited, support)
-        valid = sorted({c for c in cited if 1 <= c <= n})
-        if valid and self._support(claim, words, keys, sentence, [c - 1 for c in valid]) >= self.min_overlap:
-            # Keep the cited passages that contribute to the claim.
-            v.kept = [c for c in valid if claim & self.words[c - 1] or len(valid) == 1] or valid
-            v.reason = "supported"
-            return v
-        ok = [i + 1 for i, sc in enumerate(support) if sc >= self.min_overlap]
-        if ok:
-            v.kept, v.reason = [max(ok, key=lambda c: support[c - 1])], "moved" if cited else "added"
-        else:
-            v.reason = "unsupported"
-        return v
-
-    def _support(self, claim: set, sentence_words: set, keys: set[str], sentence: str, idx: list[int]) -> float:
-        if not claim:
-            return 0.0
-        whole = " ".join(self.lower[i] for i in idx)
-        if not all(_mentions(whole, k) for k in self._subject):
-            return 0.0
-        if len(idx) == 1:
-            # The best window of the passage.
-            return max(self._score(claim, sentence_words, keys, sentence, idx[0], w, low) for w, low in self.windows[idx[0]])
-        words = set().union(*(self.words[i] for i in idx))
-        lower = " ".join(self.lower[i] for i in idx)
-        return self._score(claim, sentence_words, keys, sentence, None, words, lower)
-
-    def _score(self, claim, sentence_words, keys, sentence, i, words: set, lower: str) -> float:
-        # A number inside code ("max_tokens=100") is not a stated fact.
-        if not all(_mentions(lower, k) for k in keys):
-            return 0.0
-        overlap = len(claim & words) / len(claim)
-        # The passage must also be about what the sentence is about, not merely share the
-        # one new word (a "100" in a code sample does not answer "how many steps").
-        topical = len(sentence_words & words) / len(sentence_words)
-        if topical < 0.4:
-            overlap = min(overlap, topical)
-        if overlap < self.min_overlap and i is not None and self.dense is not None and topical >= 0.4:
-            # Paraphrase: close in meaning to the passage although worded differently.
-            sim = float(self._similarities(sentence)[i])
-            if sim >= self.min_similarity:
-                return max(overlap, sim)
-        return overlap
-
-
-def _mentions(lower_text: str, key: str) -> bool:
-    # Whole words only, and not inside code: a number in "max_tokens=100" is not a stated fact.
-    return re.search(r"(?<![a-z0-9_=])" + re.escape(key) + r"(?![a-z0-9_=])", lower_text) is not None
 
 
 _ABBREVIATIONS = {"dr", "mr", "mrs", "ms", "prof", "st", "vs", "al", "etc", "eg", "ie", "fig", "no", "jr", "sr", "inc", "approx"}
@@ -244,8 +101,11 @@ class Event:
 
 
 class Answerer:
-    def __init__(self, llm, settings, dense=None, sparse=None):
+    def __init__(self, llm, settings, dense=None, sparse=None, judge_llm=None):
+        """`judge_llm`: the model on a context of its own for the entailment judge; None
+        leaves the lexical check alone (as with `judge_citations` off)."""
         self.llm = llm
+        self.judge_llm = judge_llm
         self.settings = settings
         self.dense = dense
         self.sparse = sparse
@@ -289,18 +149,45 @@ class Answerer:
         supports: dict[int, list[str]] = {}
         kept_text: list[str] = []
 
+        judge = (EntailmentJudge(self.judge_llm, s.judge_threshold)
+                 if s.verify_citations and s.judge_citations and self.judge_llm is not None else None)
+        # The judge reads each passage as the answering model was shown it (trimmed, defanged).
+        shown = dict(enumerate(prompt.shown, 1))
+
+        def judged(sentence: str, candidates: list[list[int]]) -> tuple[list[int], float | None]:
+            """The first candidate set of passages the judge finds to state the sentence; a
+            sentence resting on two passages is judged against them together."""
+            best = None
+            for passages in candidates:
+                p = judge.probability("\n".join(shown[n] for n in passages), sentence)
+                best = p if best is None else max(best, p)
+                if p >= judge.threshold:
+                    return passages, p
+            return [], best
+
         def settle(piece: str) -> Iterator[Event]:
             for sentence, cited in split_sentences(piece):
                 if NOT_FOUND.lower() in sentence.lower() or _REFUSAL_HINTS.search(sentence):
                     checks["sentences"].append({"text": sentence, "verdict": "model declined"})
                     continue
+                record: dict = {"text": sentence, "cited": cited}
                 if not s.verify_citations:
                     kept = [n for n in cited if 1 <= n <= len(prompt.hits)]
                     reason = "unchecked"
                 else:
                     v = verifier.check(sentence, cited, asked)
                     kept, reason = v.kept, v.reason
-                checks["sentences"].append({"text": sentence, "cited": cited, "kept": kept, "verdict": reason})
+                    if judge is not None:
+                        # The lexical pass proposes where the sentence rests (it re-cites by
+                        # shared words); the model's own reading decides whether it is stated.
+                        valid = sorted({n for n in cited if 1 <= n <= len(prompt.hits)})
+                        candidates = [c for c in (kept, valid) if c]
+                        candidates = [c for i, c in enumerate(candidates) if c not in candidates[:i]]
+                        lexical = reason
+                        kept, prob = judged(sentence, candidates) if candidates else ([], None)
+                        record.update(lexical=lexical, judge=None if prob is None else round(prob, 3))
+                        reason = ("supported" if kept == valid else "moved") if kept else "not stated by its passage"
+                checks["sentences"].append(dict(record, kept=kept, verdict=reason))
                 if s.verify_citations and not kept:
                     continue
                 nums = []
@@ -324,6 +211,7 @@ class Answerer:
             pending += token
             yield Event("token", token)
             # Settle every complete sentence; keep the unfinished tail (and a marker that may follow).
+            # While it is checked, generation simply waits: the judge has a context of its own.
             cut = settled_end(pending)
             if cut is not None:
                 done, pending = pending[:cut], pending[cut:]

@@ -28,14 +28,16 @@ _FOLLOWUP = re.compile(r"\b(it|its|it's|they|them|their|this|that|these|those|he
 
 
 class RagApp:
-    def __init__(self, settings: Settings, dense_encoder=None, llm=None):
-        """`dense_encoder` and `llm` let a caller share already-loaded models between apps
-        (the test suite does; so could a server hosting several indexes)."""
+    def __init__(self, settings: Settings, dense_encoder=None, llm=None, judge_llm=None):
+        """`dense_encoder`, `llm` and `judge_llm` let a caller share already-loaded models
+        between apps (the test suite does; so could a server hosting several indexes)."""
         self.settings = settings
         if dense_encoder is not None:
             self._dense = dense_encoder
         if llm is not None:
             self._llm = llm
+        if judge_llm is not None:
+            self._judge_llm = judge_llm
         # One lock for the store and one for the LLM: the embedded Qdrant client and a
         # llama.cpp context are not safe to share between threads (the UI serves several).
         self._store_lock = threading.RLock()
@@ -47,6 +49,8 @@ class RagApp:
         settings = self.settings.with_overrides(**overrides)
         same_llm = settings.llm == self.settings.llm and "_llm" in self.__dict__
         child = RagApp(settings, dense_encoder=self.dense(), llm=self._llm if same_llm else None)
+        if same_llm and "_judge_llm" in self.__dict__:
+            child._judge_llm = self._judge_llm
         child.__dict__["store"] = self.store
         child._sparse = self.sparse()
         child._store_lock = self._store_lock
@@ -85,6 +89,25 @@ class RagApp:
                 name, path = resolve_model(self.settings.llm, self.settings.models_dir)
                 self._llm = LocalLLM(path, name, n_ctx=self.settings.n_ctx, threads=self.settings.threads)
         return self._llm
+
+    def judge_llm(self):
+        """The same model on a llama.cpp context of its own, for the citation judge: its
+        instructions stay cached there, and the answer's cached prompt is never evicted. The
+        weights are memory-mapped, so the second context costs its KV cache, not a second
+        copy of the model."""
+        with self._build_lock:
+            if "_judge_llm" not in self.__dict__:
+                from rag.llm import LocalLLM
+
+                main = self.__dict__.get("_llm")
+                if main is None:
+                    from rag.llm import resolve_model
+
+                    name, path = resolve_model(self.settings.llm, self.settings.models_dir)
+                else:
+                    name, path = main.name, main.path
+                self._judge_llm = LocalLLM(path, name, n_ctx=2048, threads=self.settings.threads)
+        return self._judge_llm
 
     @cached_property
     def history(self):
@@ -207,7 +230,8 @@ class RagApp:
         expand_ms = int((time.perf_counter() - expand_started) * 1000)
         hits = self.search(standalone, mode=mode, top_k=top_k, sources=sources, kinds=kinds, expansion=expansion)
         retrieve_ms = int((time.perf_counter() - started) * 1000) - expand_ms
-        answerer = Answerer(self.llm(), self.settings, self.dense, self.sparse)
+        judge = self.judge_llm() if self.settings.verify_citations and self.settings.judge_citations else None
+        answerer = Answerer(self.llm(), self.settings, self.dense, self.sparse, judge_llm=judge)
         for event in answerer.stream(question, hits, retrieve_ms, mode, standalone=standalone, started=started,
                                      expansion=expansion, expand_ms=expand_ms if expansion else None):
             if event.kind == "done" and conversation_id:

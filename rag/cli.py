@@ -65,7 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
 
     p = sub.add_parser("eval", help="score retrieval and answers on a gold question set")
-    p.add_argument("--gold", type=Path, help="gold questions, JSONL (default: eval/gold.jsonl)")
+    p.add_argument("--gold", type=Path, help="gold questions, JSONL (default: eval/gold.jsonl, the guides' dev split)")
+    p.add_argument("--lexical-only", action="store_true", help="with --claims: only the fast lexical checker, no LLM")
+    p.add_argument("--corpus", type=Path, help="the folder the gold file is about: indexed afresh in a collection of its own before the questions run")
+    p.add_argument("--claims", nargs="?", const="", metavar="FILE", help="measure the citation checker alone on a labelled claim set (default: eval/claims.jsonl): false-accept and false-reject rates per split")
     p.add_argument("--out", type=Path, default=Path("eval/out"), help="report folder (default: eval/out)")
     p.add_argument("--model", dest="llm", help="model preset or path to a .gguf")
     p.add_argument("--limit", type=int, help="only the first N questions")
@@ -284,13 +287,32 @@ def cmd_eval(args, settings) -> int:
     from eval.report import summary_table
     from eval.runner import run_eval
 
+    if args.claims is not None:
+        return _eval_claims(args, settings)
+    if args.corpus:
+        if not args.corpus.is_dir():
+            from rag.errors import BadInput
+
+            raise BadInput(f"the corpus folder {args.corpus} does not exist", "pass the folder the gold file is about")
+        # A collection per corpus, rebuilt for the run: the figures never depend on what the
+        # default index happens to hold.
+        slug = "".join(ch if ch.isalnum() else "-" for ch in args.corpus.resolve().name.lower())
+        settings = settings.with_overrides(corpus=args.corpus, collection=f"eval-{slug}")
     app = _app(settings)
     try:
+        if args.corpus:
+            indexed = app.ingest([args.corpus], rebuild=True)
+            sys.stderr.write(f"rag eval: indexed {args.corpus} afresh: {indexed.summary()}\n")
         if args.compare:
             from eval.runner import run_compare
 
             summaries = run_compare(app, args.gold or DEFAULT_GOLD, args.out, limit=args.limit, retrieval_only=args.retrieval_only)
             report = {"summary": summaries[0]}
+        elif args.retrieval_only and not args.mode:
+            from eval.runner import run_retrieval_table
+
+            report = run_retrieval_table(app, args.gold or DEFAULT_GOLD, args.out, limit=args.limit)
+            summaries = report["configs"]
         else:
             report = run_eval(app, args.gold or DEFAULT_GOLD, args.out, retrieval_only=args.retrieval_only,
                               mode=args.mode, limit=args.limit)
@@ -308,6 +330,24 @@ def cmd_eval(args, settings) -> int:
         if failed:
             return 1
         sys.stderr.write("rag eval: all metrics meet their thresholds\n")
+    return 0
+
+
+def _eval_claims(args, settings) -> int:
+    from eval.claims import DEFAULT_CLAIMS, measure_candidates
+
+    claims_path = Path(args.claims) if args.claims else DEFAULT_CLAIMS
+    app = _app(settings)
+    try:
+        text, result = measure_candidates(app, claims_path, lexical_only=args.lexical_only)
+    finally:
+        app.close()
+    print(text)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "claims.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
+        (args.out / "claims.md").write_text(text + "\n", encoding="utf-8")
+        sys.stderr.write(f"\nreport: {args.out / 'claims.md'}\n")
     return 0
 
 

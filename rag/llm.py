@@ -315,6 +315,24 @@ class LocalLLM:
     def complete(self, messages: list[dict], **kw) -> str:
         return "".join(self.chat(messages, **kw))
 
+    def token_ids(self, text: str) -> list[int]:
+        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def next_token_scores(self, prompt: str):
+        """The model's scores (logits) for the token after `prompt`: one forward pass over what
+        the cache does not already hold, no sampling. Read through llama-cpp-python's public
+        logits_processor hook, which sees the full score vector before sampling."""
+        seen = []
+
+        def capture(_ids, scores):
+            if not seen:
+                seen.append(scores.copy())
+            return scores
+
+        with self._lock, self._over_context("use a shorter passage or question"):
+            self._llm.create_completion(prompt=prompt, max_tokens=1, temperature=0.0, logits_processor=[capture])
+        return seen[0]
+
     def complete_aside(self, messages: list[dict], max_tokens: int = 64) -> str:
         """A short side generation (rewriting a follow-up, expanding a query) that leaves the
         KV cache as it found it. Without this the next answer would find only a few tokens of

@@ -81,9 +81,24 @@ def default_llm(tmp_path_factory):
     return _load_llm(tmp_path_factory, "qwen2.5-coder-1.5b")
 
 
+@pytest.fixture(scope="session")
+def judge_contexts():
+    """One judge context per model for the whole session (RagApp.judge_llm builds one per app)."""
+    from rag.llm import LocalLLM
+
+    contexts: dict = {}
+
+    def judge_for(llm):
+        if llm.path not in contexts:
+            contexts[llm.path] = LocalLLM(llm.path, llm.name, n_ctx=2048)
+        return contexts[llm.path]
+
+    return judge_for
+
+
 @pytest.fixture
-def make_answer_app(tmp_path, dense_encoder):
-    """An app over the shipped corpus with a shared, already-loaded LLM."""
+def make_answer_app(tmp_path, dense_encoder, judge_contexts):
+    """An app over the shipped corpus with a shared, already-loaded LLM (and judge context)."""
     from rag.app import RagApp
     from rag.settings import load_settings
 
@@ -91,7 +106,7 @@ def make_answer_app(tmp_path, dense_encoder):
 
     def build(llm, **overrides):
         overrides.setdefault("data_dir", tmp_path / "data")
-        app = RagApp(load_settings(**overrides), dense_encoder=dense_encoder, llm=llm)
+        app = RagApp(load_settings(**overrides), dense_encoder=dense_encoder, llm=llm, judge_llm=judge_contexts(llm))
         apps.append(app)
         return app
 

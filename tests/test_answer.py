@@ -12,7 +12,8 @@ import sys
 
 import pytest
 
-from rag.answer import REFUSAL, REFUSAL_INJECTION, Verifier, settled_end, split_sentences
+from rag.answer import REFUSAL, REFUSAL_INJECTION, settled_end, split_sentences
+from rag.verify import Verifier
 from rag.embedding import SparseEncoder
 from rag.prompt import build_prompt, defang, is_injection
 from rag.types import Hit
@@ -280,3 +281,14 @@ def test_abbreviations_and_stray_markers_do_not_split_sentences():
     assert list(split_sentences("Dr. Quenta Vireo invented it in 2031 [1]. It paints clouds.")) == [
         ("Dr. Quenta Vireo invented it in 2031.", [1]), ("It paints clouds.", [])]
     assert list(split_sentences("The problem is hard [1].  [2].")) == [("The problem is hard.", [1, 2])]
+
+
+@pytest.mark.slow
+def test_a_faithful_paraphrase_is_kept_and_judged(make_answer_app, default_llm):
+    """The judge's verdict is recorded for each sentence, and a correct answer worded apart
+    from its passage is not refused."""
+    answer = make_answer_app(default_llm).ask("What are the two networks in a GAN?")
+    assert not answer.abstained, answer.checks
+    assert "generator" in answer.answer.lower() and "discriminator" in answer.answer.lower()
+    judged = [s for s in answer.checks["sentences"] if s.get("judge") is not None]
+    assert judged and all(0.0 <= s["judge"] <= 1.0 for s in judged)

@@ -1,0 +1,214 @@
+"""Does this passage state this sentence? (Whether the sentence answers the question is not judged yet.)
+
+Two judges, measured on the labelled claim set (`rag eval --claims`, eval/claims.md):
+
+- the lexical check (`Verifier`): word overlap, names, numbers and a MiniLM
+  similarity. Fast, and blind to meaning: "faster" and "slower" share every other word, and
+  "not" is a stop word. It serves as a first pass that re-cites a sentence to the passage that
+  shares its words.
+- `EntailmentJudge`: the local LLM is asked, with a few worked examples, whether the cited
+  passage states the sentence. Its verdict is read from the next-token scores of
+  "yes" against "no", not from free text, so it is one forward pass and a probability that a
+  threshold (chosen on the claim set's dev split) turns into a decision.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rag.types import Hit
+
+_STOP = set(
+    "a an the and or but if of to in on at by for with from as is are was were be been being it its this that these "
+    "those they them their there which who whom whose what when where why how than then so such also can could may might "
+    "will would should do does did not no nor only own same too very just about into over under again further once both "
+    "each few more most other some any all between through during before after above below up down out off has have had "
+    "having i you he she we our your his her my me us one two use used uses using like based often well many much include "
+    "includes including according passage passages document documents guide guides".split()
+)
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ingly", "ations", "ation", "ities", "ness", "ings", "ing", "ies", "ied", "ers", "er", "ed", "es", "ly", "s"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def content_words(text: str) -> set[str]:
+    return {_stem(w) for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOP and len(w) > 1}
+
+
+def key_terms(sentence: str) -> set[str]:
+    """Numbers, mid-sentence capitalised names and acronyms ("KL"): facts a model is likely
+    to invent. Without the two-letter acronyms, "The KL divergence term is given by
+    exp(z_log_var / 2) * epsilon" rested on a sampling snippet that never mentions KL."""
+    words = re.findall(r"[A-Za-z0-9]+", sentence)
+    keys = {w.lower() for w in words if any(ch.isdigit() for ch in w)}
+    keys |= {w.lower() for i, w in enumerate(words) if i > 0 and w[0].isupper() and w.lower() not in _STOP and len(w) > 2}
+    keys |= {w.lower() for i, w in enumerate(words) if i > 0 and len(w) == 2 and w.isupper()}
+    return keys
+
+
+@dataclass
+class Verdict:
+    text: str  # the sentence without markers
+    cited: list[int]  # markers the model wrote (1-based, as in the prompt)
+    support: list[float]  # per prompt passage
+    kept: list[int] = field(default_factory=list)  # passages it rests on after checking
+    reason: str = ""
+
+
+class Verifier:
+    def __init__(self, hits: list[Hit], dense=None, terms=None, min_overlap: float = 0.67, min_similarity: float = 0.62):
+        self.hits = hits
+        self.dense = dense  # () -> DenseEncoder, for meaning-level support; None: words only
+        # text -> set of content terms. The BM25 analyser (stop words out, Snowball stems) keeps
+        # "databases" and "database" one term, as retrieval does; a crude stemmer is the fallback.
+        self.terms = terms or content_words
+        self.min_overlap = min_overlap
+        self.min_similarity = min_similarity
+        texts = [f"{h.context}\n{h.text}" for h in hits]
+        self.words = [self.terms(t) for t in texts]
+        self.lower = [re.sub(r"\s+", " ", t.lower()) for t in texts]
+        # A claim must be found together, within two neighbouring sentences of a passage (with
+        # its context), not scattered over it: "100" in a code line and "steps" three
+        # sentences later do not make "it takes 100 steps".
+        self.windows = []
+        for h in hits:
+            ctx = self.terms(h.context) if h.context else set()
+            parts = [p for p in re.split(r"(?<=[.!?])\s+|\n+", h.text) if p.strip()] or [h.text]
+            # The passage's first sentence comes with every window: it names the subject that
+            # later lines ("Limitations: mode collapse, …") leave unsaid.
+            spans = [" ".join(([parts[0]] if j else []) + parts[j : j + 2]) for j in range(max(1, len(parts) - 1))]
+            self.windows.append([(self.terms(w) | ctx, re.sub(r"\s+", " ", w.lower()) + " " + h.context.lower()) for w in spans])
+        self._passage_vecs = None
+        self._texts = texts
+        self._subject: set[str] = set()
+
+    def _similarities(self, sentence: str) -> np.ndarray:
+        if self.dense is None:
+            return np.zeros(len(self.hits))
+        enc = self.dense()
+        if self._passage_vecs is None:
+            self._passage_vecs = enc.encode(self._texts)
+        return self._passage_vecs @ enc.encode_query(sentence)
+
+    def check(self, sentence: str, cited: list[int], question: str = "") -> Verdict:
+        """Support of one answer sentence by each passage, and by the passages it cites taken
+        together (a sentence may join facts from two). Words the sentence only echoes from
+        the question prove nothing, so support is measured on the rest: the claim."""
+        asked = self.terms(question) if question else set()
+        words = self.terms(re.sub(r"^\s*yes\b[,.!]?", "", sentence, flags=re.I))
+        claim = words - asked
+        keys = key_terms(sentence) - {k for k in key_terms(question)} if question else key_terms(sentence)
+        # Names and numbers the sentence echoes from the question ("DALL-E 3") need not sit in
+        # the same window, but the passage must be about them: "trained on a large dataset of
+        # images" from a GAN passage does not answer what DALL-E 3 was trained on.
+        self._subject = key_terms(sentence) & key_terms(question) if question else set()
+        if not claim:
+            # "Yes [1]." restates the question: the passage must hold what was asked.
+            claim, keys = words | asked, key_terms(question)
+        words = words | claim
+        n = len(self.hits)
+        support = [self._support(claim, words, keys, sentence, [i]) for i in range(n)]
+        v = Verdict(sentence, cited, support)
+        valid = sorted({c for c in cited if 1 <= c <= n})
+        if valid and self._support(claim, words, keys, sentence, [c - 1 for c in valid]) >= self.min_overlap:
+            # Keep the cited passages that contribute to the claim.
+            v.kept = [c for c in valid if claim & self.words[c - 1] or len(valid) == 1] or valid
+            v.reason = "supported"
+            return v
+        ok = [i + 1 for i, sc in enumerate(support) if sc >= self.min_overlap]
+        if ok:
+            v.kept, v.reason = [max(ok, key=lambda c: support[c - 1])], "moved" if cited else "added"
+        else:
+            v.reason = "unsupported"
+        return v
+
+    def _support(self, claim: set, sentence_words: set, keys: set[str], sentence: str, idx: list[int]) -> float:
+        if not claim:
+            return 0.0
+        whole = " ".join(self.lower[i] for i in idx)
+        if not all(_mentions(whole, k) for k in self._subject):
+            return 0.0
+        if len(idx) == 1:
+            # The best window of the passage.
+            return max(self._score(claim, sentence_words, keys, sentence, idx[0], w, low) for w, low in self.windows[idx[0]])
+        words = set().union(*(self.words[i] for i in idx))
+        lower = " ".join(self.lower[i] for i in idx)
+        return self._score(claim, sentence_words, keys, sentence, None, words, lower)
+
+    def _score(self, claim, sentence_words, keys, sentence, i, words: set, lower: str) -> float:
+        # A number inside code ("max_tokens=100") is not a stated fact.
+        if not all(_mentions(lower, k) for k in keys):
+            return 0.0
+        overlap = len(claim & words) / len(claim)
+        # The passage must also be about what the sentence is about, not merely share the
+        # one new word (a "100" in a code sample does not answer "how many steps").
+        topical = len(sentence_words & words) / len(sentence_words)
+        if topical < 0.4:
+            overlap = min(overlap, topical)
+        if overlap < self.min_overlap and i is not None and self.dense is not None and topical >= 0.4:
+            # Paraphrase: close in meaning to the passage although worded differently.
+            sim = float(self._similarities(sentence)[i])
+            if sim >= self.min_similarity:
+                return max(overlap, sim)
+        return overlap
+
+
+def _mentions(lower_text: str, key: str) -> bool:
+    # Whole words only, and not inside code: a number in "max_tokens=100" is not a stated fact.
+    return re.search(r"(?<![a-z0-9_=])" + re.escape(key) + r"(?![a-z0-9_=])", lower_text) is not None
+
+
+
+JUDGE_SYSTEM = (
+    "You are a careful fact checker. Answer yes only when the passage states the claim; answer no when "
+    "the passage contradicts it or does not say it.\n\n"
+    "Example 1:\nPassage: Swifts fly at up to 110 km/h, faster than Arctic terns.\n"
+    "Claim: Arctic terns fly faster than swifts.\nAnswer: no\n\n"
+    "Example 2:\nPassage: The tern migrates about 70,000 km a year.\n"
+    "Claim: Each year the tern travels roughly seventy thousand kilometres.\nAnswer: yes\n\n"
+    "Example 3:\nPassage: Swifts can sleep while flying.\nClaim: Swifts cannot sleep in flight.\nAnswer: no\n\n"
+)
+
+
+def judge_messages(passage: str, sentence: str) -> list[dict]:
+    # The passage comes before the claim, so the claims of one answer that rest on one passage
+    # share their prompt up to the claim, and llama.cpp reads the passage once.
+    return [{"role": "system", "content": JUDGE_SYSTEM},
+            {"role": "user", "content": f"Passage: {passage}\nClaim: {sentence}\nAnswer:"}]
+
+
+class EntailmentJudge:
+    """P(supported) for one claim and one passage, read from the next-token scores of "yes"
+    against "no". Run on a llama.cpp context of its own (`RagApp.judge_llm`), so its fixed
+    instructions stay cached and the answer's context is never disturbed: the answer stream
+    simply waits while a sentence is judged. Asked as a separate question, not as a follow-up
+    to the model's own answer: on the claim set's dev split the follow-up form scored AUC 0.61
+    (the model agrees with itself), this form 0.89 (eval/README.md)."""
+
+    def __init__(self, llm, threshold: float = 0.5):
+        self.llm = llm
+        self.threshold = threshold
+        self._yes = self._first_tokens(["yes", "Yes", " yes", " Yes"])
+        self._no = self._first_tokens(["no", "No", " no", " No"])
+
+    def _first_tokens(self, words: list[str]) -> list[int]:
+        return sorted({ids[0] for ids in (self.llm.token_ids(w) for w in words) if ids})
+
+    def probability(self, passage: str, sentence: str) -> float:
+        scores = self.llm.next_token_scores(self.llm.format_prompt(judge_messages(passage, sentence)))
+        yes = _logsumexp([float(scores[i]) for i in self._yes])
+        no = _logsumexp([float(scores[i]) for i in self._no])
+        return 1.0 / (1.0 + math.exp(no - yes))
+
+
+def _logsumexp(values: list[float]) -> float:
+    top = max(values)
+    return top + math.log(sum(math.exp(v - top) for v in values))
