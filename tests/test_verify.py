@@ -46,7 +46,11 @@ def test_contradicted_sentences_are_judged_unsupported(judge, hit, sentence):
 @pytest.mark.parametrize("hit, sentence", [
     (GAN, "The two networks in a GAN are the Generator and the Discriminator."),
     (GAN, "Generative Adversarial Networks were introduced by Ian Goodfellow in 2014."),
-    (ROW, "VAEs have moderate interpretability."),
+    # A known miss, kept visible: the judge rejects about one correct table-cell reading in
+    # nine on the claim set (eval/README.md), and this one at P(yes) 0.54. Strict, so the
+    # test says so when a better judge starts to pass it.
+    pytest.param(ROW, "VAEs have moderate interpretability.",
+                 marks=pytest.mark.xfail(strict=True, reason="the 1.5B judge misreads this table cell")),
 ], ids=["paraphrase", "acronym expansion", "table cell"])
 def test_faithful_sentences_are_judged_supported(judge, hit, sentence):
     assert judge.probability(readable(hit), sentence) >= THRESHOLD
