@@ -105,13 +105,16 @@ class LlamaIndexBaseline:
     """Built once over the app's corpus; `ask` returns a dict shaped like `rag ask --json`."""
 
     def __init__(self, app):
+        from llama_index.core import (
+            PromptTemplate,
+            SimpleDirectoryReader,
+            StorageContext,
+            VectorStoreIndex,
+        )
         from llama_index.core import Settings as LISettings
-        from llama_index.core import SimpleDirectoryReader, StorageContext, VectorStoreIndex
-        from llama_index.vector_stores.qdrant import QdrantVectorStore
-
-        from llama_index.core import PromptTemplate
         from llama_index.core.node_parser import SentenceSplitter
         from llama_index.core.query_engine import CitationQueryEngine
+        from llama_index.vector_stores.qdrant import QdrantVectorStore
         from qdrant_client import models
 
         client = app.store.client

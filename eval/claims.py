@@ -185,7 +185,7 @@ def measure_candidates(app, path: Path, lexical_only: bool = False) -> tuple[str
         results["lexical+judge"] = score(claims, lambda c: lex[c.id] and probs[c.id] >= shipped)
         results["probabilities"] = probs
         texts.append(format_scores(
-            f"LLM judge as shipped ({llm.name}, P(yes) >= {shipped:.3f}; fewest errors on dev: {chosen:.3f})",
+            f"LLM judge ({llm.name}, P(yes) >= {shipped:.3f}, RAG_JUDGE_THRESHOLD; fewest errors on dev: {chosen:.3f})",
             results["judge"]))
         texts.append(format_scores(f"LLM judge at P(yes) >= {strict:.3f} (false accepts <= 3 % on dev)",
                                    results["judge, false accepts <= 3 % on dev"]))

@@ -13,10 +13,10 @@ import sys
 import pytest
 
 from rag.answer import REFUSAL, REFUSAL_INJECTION, settled_end, split_sentences
-from rag.verify import Verifier
 from rag.embedding import SparseEncoder
 from rag.prompt import build_prompt, defang, is_injection
 from rag.types import Hit
+from rag.verify import Verifier
 
 
 def hit(text: str, context: str = "Guide", n: int = 1) -> Hit:
@@ -287,7 +287,7 @@ def test_abbreviations_and_stray_markers_do_not_split_sentences():
 def test_a_faithful_paraphrase_is_kept_and_judged(make_answer_app, default_llm):
     """The judge's verdict is recorded for each sentence, and a correct answer worded apart
     from its passage is not refused."""
-    answer = make_answer_app(default_llm).ask("What are the two networks in a GAN?")
+    answer = make_answer_app(default_llm, judge_citations=True).ask("What are the two networks in a GAN?")
     assert not answer.abstained, answer.checks
     assert "generator" in answer.answer.lower() and "discriminator" in answer.answer.lower()
     judged = [s for s in answer.checks["sentences"] if s.get("judge") is not None]
