@@ -1,10 +1,11 @@
 """Generate, then verify: every sentence and its `[n]` are checked as the answer streams.
 
-Each settled sentence goes to the checks of rag/verify.py: the lexical pass proposes the
-passage it rests on (moving a marker that points at the wrong one), then the entailment judge
-decides whether that passage, or the one the model cited, states it. A sentence no passage
-states is dropped; an answer left with no sentence becomes the refusal. Generation waits while
-a sentence is judged, so the first verified sentence still streams before the answer ends.
+Each settled sentence goes to the checks of rag/verify.py. The lexical pass finds the passage
+it rests on (moving a marker that points at the wrong one) and, by default, decides. With the
+entailment judge on (`judge_citations`), the lexical pass only proposes, and the judge decides
+whether that passage, or the one the model cited, states the sentence. A sentence no passage
+supports is dropped; an answer left with no sentence becomes the refusal. Generation waits
+while a sentence is judged, so verified sentences still stream before the answer ends.
 """
 
 from __future__ import annotations
@@ -102,8 +103,8 @@ class Event:
 
 class Answerer:
     def __init__(self, llm, settings, dense=None, sparse=None, judge_llm=None):
-        """`judge_llm`: the model on a context of its own for the entailment judge; None
-        leaves the lexical check alone (as with `judge_citations` off)."""
+        """`judge_llm`: the model on a context of its own for the entailment judge, given when
+        the settings ask for it (RagApp decides); None leaves the lexical check alone."""
         self.llm = llm
         self.judge_llm = judge_llm
         self.settings = settings
@@ -149,8 +150,7 @@ class Answerer:
         supports: dict[int, list[str]] = {}
         kept_text: list[str] = []
 
-        judge = (EntailmentJudge(self.judge_llm, s.judge_threshold)
-                 if s.verify_citations and s.judge_citations and self.judge_llm is not None else None)
+        judge = EntailmentJudge(self.judge_llm, s.judge_threshold) if s.verify_citations and self.judge_llm else None
         # The judge reads each passage as the answering model was shown it (trimmed, defanged).
         shown = dict(enumerate(prompt.shown, 1))
 

@@ -166,7 +166,6 @@ def _mentions(lower_text: str, key: str) -> bool:
     return re.search(r"(?<![a-z0-9_=])" + re.escape(key) + r"(?![a-z0-9_=])", lower_text) is not None
 
 
-
 JUDGE_SYSTEM = (
     "You are a careful fact checker. Answer yes only when the passage states the claim; answer no when "
     "the passage contradicts it or does not say it.\n\n"

@@ -106,7 +106,9 @@ def make_answer_app(tmp_path, dense_encoder, judge_contexts):
 
     def build(llm, **overrides):
         overrides.setdefault("data_dir", tmp_path / "data")
-        app = RagApp(load_settings(**overrides), dense_encoder=dense_encoder, llm=llm, judge_llm=judge_contexts(llm))
+        # The judge's context is loaded only for apps that turn the judge on.
+        judge = judge_contexts(llm) if overrides.get("judge_citations") else None
+        app = RagApp(load_settings(**overrides), dense_encoder=dense_encoder, llm=llm, judge_llm=judge)
         apps.append(app)
         return app
 
