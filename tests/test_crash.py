@@ -1,7 +1,8 @@
 """Crashes and damaged stores, with real processes.
 
 - `rag ingest` (the real CLI, in its own process and RAG_DATA_DIR) is killed with SIGKILL at
-  seeded random moments spread over a measured ingest; the next ingest must end with exactly
+  seeded random moments spread over its work (placed relative to its own progress, so a slow
+  or busy machine moves the kills with it); the next ingest must end with exactly
   what one clean ingest of the same corpus stores: the same point ids, the same sources per
   point, the same manifest. (tests/test_ingest.py kills at chosen store calls; this kills at
   arbitrary instants, wherever they fall: in the embedding, in a Qdrant write, between two.)
@@ -14,11 +15,13 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -92,34 +95,93 @@ def crash_corpus(tmp_path_factory) -> Path:
     return corpus
 
 
+class WatchedIngest:
+    """`rag ingest` in its own process, its stderr on a pseudo-terminal so that its progress bar
+    draws; a thread notes when the store's directory appears and when each batch is reported
+    written (the bar's file count moves). Kills are placed relative to those moments in the
+    same run, so a run that starts slower or faster than the clean one is still killed in the
+    same part of its work."""
+
+    COUNT = re.compile(rb"(\d+)/(\d+) \[")
+
+    def __init__(self, data: Path, corpus: Path, *args: str):
+        import fcntl
+        import pty
+        import struct
+        import termios
+
+        self.data = data
+        master, slave = pty.openpty()
+        # A fresh pseudo-terminal is 0 columns wide, and tqdm draws nothing in 0 columns.
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 160, 0, 0))
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "ingest", str(corpus), *args],
+                                     env=rag_env(data), stdout=subprocess.PIPE, stderr=slave)
+        os.close(slave)
+        self.marker: float | None = None
+        self.updates: list[float] = []  # when the count first showed each new value > 0
+        self._master = master
+        self._threads = [threading.Thread(target=self._read, daemon=True),
+                         threading.Thread(target=self._watch_marker, daemon=True)]
+        for t in self._threads:
+            t.start()
+
+    def _read(self) -> None:
+        seen, buf = 0, b""
+        while True:
+            try:
+                chunk = os.read(self._master, 4096)
+            except OSError:  # the child closed its end
+                break
+            if not chunk:
+                break
+            buf = (buf + chunk)[-4096:]
+            for m in self.COUNT.finditer(buf):
+                n = int(m.group(1))
+                if n > seen:
+                    seen = n
+                    self.updates.append(time.perf_counter() - self.started)
+            buf = buf[-64:]
+
+    def _watch_marker(self) -> None:
+        marker = self.data / "qdrant" / "collection"
+        while self.proc.poll() is None and self.marker is None:
+            if marker.exists():
+                self.marker = time.perf_counter() - self.started
+            time.sleep(0.02)
+
+    def anchors(self) -> list[float]:
+        return ([self.marker] if self.marker is not None else []) + self.updates
+
+    def finish(self, timeout: float = 600) -> tuple[int, bytes]:
+        out, _ = self.proc.communicate(timeout=timeout)
+        for t in self._threads:
+            t.join(timeout=5)
+        os.close(self._master)
+        return self.proc.returncode, out
+
+
 @pytest.fixture(scope="module")
 def clean(crash_corpus, tmp_path_factory, dense_encoder):
-    """One clean `rag ingest` of the corpus, timed: when the store's collections appear (the
-    process has started and loaded its model) and when it exits."""
+    """One clean `rag ingest` of the corpus, watched: when the store appears, when each batch is
+    reported written, when it exits."""
     data = tmp_path_factory.mktemp("clean") / "data"
-    started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "ingest", str(crash_corpus), "--json"],
-                            env=rag_env(data), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    marker = data / "qdrant" / "collection"
-    first_write = None
-    while proc.poll() is None:
-        if first_write is None and marker.exists():
-            first_write = time.perf_counter() - started
-        time.sleep(0.05)
-    total = time.perf_counter() - started
-    out, err = proc.communicate()
-    assert proc.returncode == 0, err[-2000:]
+    run = WatchedIngest(data, crash_corpus, "--json")
+    code, out = run.finish()
+    total = time.perf_counter() - run.started
+    assert code == 0
     points, manifest = state(data, dense_encoder)
     assert len(manifest) == 39 and all(not e["pending_ids"] for e in manifest.values())
-    return {"points": points, "manifest": manifest, "first_write": first_write or 0.0, "total": total,
-            "stdout": out}
+    assert run.marker is not None and run.updates, (run.marker, run.updates)
+    return {"points": points, "manifest": manifest, "anchors": run.anchors(), "total": total,
+            "stdout": out.decode()}
 
 
 def test_crash_corpus_makes_real_embedding_work(clean):
     import json
 
     report = json.loads(clean["stdout"])
-    print(f"clean ingest: {clean['total']:.1f} s (store opened at {clean['first_write']:.1f} s): {report}")
+    print(f"clean ingest: {clean['total']:.1f} s (store opened, batches written at {clean['anchors']}): {report}")
     assert report["files"] == 39 and report["skipped"] == []
     assert report["added"] > 150  # distinct passages embedded
     assert report["duplicates"] > 500  # and many shared between the copies
@@ -128,45 +190,54 @@ def test_crash_corpus_makes_real_embedding_work(clean):
 @pytest.mark.slow
 def test_kill_9_at_random_moments_then_ingest_ends_like_a_clean_ingest(crash_corpus, clean, tmp_path, dense_encoder):
     rng = random.Random(SEED)
-    start, end = 0.8 * clean["first_write"], clean["total"]
-    # Stratified: one delay drawn in each of RUNS equal slices of the ingest, so the kills
-    # cover it from start to end whatever the seed.
-    delays = [start + (end - start) * (k + rng.random()) / RUNS for k in range(RUNS)]
+    # The clean run's work, from the store appearing to its exit, in segments: store opened ->
+    # batch 1 written -> ... -> exit. Each kill picks a segment and a point inside it
+    # (stratified over the runs, seeded), and lands that far past the same segment's start in
+    # its own run: inside an embedding, a Qdrant write, or between two, wherever it falls.
+    bounds = clean["anchors"] + [clean["total"]]
+    lengths = [b - a for a, b in zip(bounds, bounds[1:])]
     outcomes = []
-    for k, delay in enumerate(delays):
+    for k in range(RUNS):
+        position = (k + rng.random()) / RUNS * len(lengths)
+        segment, fraction = int(position), position % 1
         data = tmp_path / f"run-{k:02d}"
-        proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "ingest", str(crash_corpus)],
-                                env=rag_env(data), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            proc.wait(timeout=delay)
-            finished = True  # it beat the kill (the machine was fast this time)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            finished = False
-        _, err = proc.communicate(timeout=120)
-        if not finished and proc.returncode == 0:
-            finished = True  # it exited between the timeout and the kill
-        if finished:
-            assert proc.returncode == 0, err.decode()[-2000:]
-        else:
-            assert proc.returncode == -signal.SIGKILL
+        run = WatchedIngest(data, crash_corpus)
+        killed = False
+        while run.proc.poll() is None:
+            anchors = run.anchors()
+            if len(anchors) > segment:
+                due = anchors[segment] + fraction * lengths[segment]
+                if time.perf_counter() - run.started >= due:
+                    os.kill(run.proc.pid, signal.SIGKILL)
+                    killed = True
+                    break
+            time.sleep(0.01)
+        code, _ = run.finish(timeout=120)
+        finished = not killed or code == 0  # it may exit between the check and the kill
+        assert code == (0 if finished else -signal.SIGKILL)
         before_points, before_manifest = state(data, dense_encoder)
         partial = bool(before_points or before_manifest) and (
             before_points != clean["points"] or before_manifest != clean["manifest"])
         report = recover(data, crash_corpus, dense_encoder)
         assert report.skipped == [], (k, report.skipped)
         after_points, after_manifest = state(data, dense_encoder)
-        outcome = "finished" if finished else ("partial" if partial else "before any write")
-        outcomes.append((round(delay, 1), outcome, len(before_points), report.added, report.removed))
-        assert set(after_points) == set(clean["points"]), (k, delay, outcome)
+        if finished:
+            outcome = "finished"
+        elif partial:
+            outcome = "partial"
+        else:
+            outcome = "all written, not exited" if before_points else "before any write"
+        outcomes.append((segment, round(fraction, 2), outcome, len(before_points), report.added, report.removed))
+        assert set(after_points) == set(clean["points"]), (k, segment, outcome)
         for pid, sources in clean["points"].items():
-            assert sorted(after_points[pid]) == sorted(sources), (k, delay, pid)
-        assert after_manifest == clean["manifest"], (k, delay, outcome)
+            assert sorted(after_points[pid]) == sorted(sources), (k, segment, pid)
+        assert after_manifest == clean["manifest"], (k, segment, outcome)
         again = recover(data, crash_corpus, dense_encoder)  # and it stays settled
-        assert (again.added, again.removed, again.unchanged_files) == (0, 0, 39), (k, delay)
+        assert (again.added, again.removed, again.unchanged_files) == (0, 0, 39), k
         shutil.rmtree(data)
-    print("kill runs (delay s, state at kill, points then, added, removed):", *outcomes, sep="\n  ")
-    assert sum(o[1] == "partial" for o in outcomes) >= RUNS // 2, outcomes
+    print("kill runs (segment, fraction, state at kill, points then, added, removed):", *outcomes, sep="\n  ")
+    # Most kills must land mid-ingest, or the test has not tested recovery.
+    assert sum(o[2] == "partial" for o in outcomes) >= RUNS // 2, outcomes
 
 
 # --- a damaged store ---------------------------------------------------------------------------
