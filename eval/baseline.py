@@ -117,7 +117,12 @@ class LlamaIndexBaseline:
         from llama_index.vector_stores.qdrant import QdrantVectorStore
         from qdrant_client import models
 
-        client = app.store.client
+        from qdrant_client import QdrantClient
+
+        # llama-index speaks qdrant-client: the app's server when it has one, else Qdrant's
+        # in-memory local mode (the baseline's index is rebuilt for every run anyway).
+        client = app.store.client if app.store.remote else QdrantClient(location=":memory:")
+        self.client = client
         if client.collection_exists(COLLECTION):
             client.delete_collection(COLLECTION)
         LISettings.embed_model = EncoderEmbedding(app.dense())

@@ -12,8 +12,8 @@ Stages
                  questions through RagApp.ask, and a check of llama.cpp's KV-cache reuse
   torch_threads  query/batch encoding at torch's default threads and at 1 (run under two
                  OMP_WAIT_POLICY settings by the caller)
-  local          embedded Qdrant (qdrant-client local mode) at N points: build, open, query
-  edge           qdrant-edge EdgeShard (HNSW) at N points: build, optimise, open, query
+  store          one index backend at N points (`old`: qdrant-client local mode, what rag used
+                 before Qdrant Edge; `edge`: rag's embedded store): build, open, query
 """
 
 from __future__ import annotations
@@ -150,9 +150,13 @@ def payload_of(p, source: str) -> dict:
 
 
 def pool_points(pool_path: Path, vectors_path: Path, n: int, seed: int = 7):
-    """The first n points of the pool: (id, dense, (idx, val), payload, real). Passages embedded
-    by the embed stage keep their real vector; the others reuse one of those vectors, slightly
-    perturbed and renormalised (their sparse vector and payload are their own, real)."""
+    """The first n points of the pool: (id, dense, (idx, val), payload, real, copied). Passages
+    embedded by the embed stage keep their real vector; the others reuse one of those vectors,
+    slightly perturbed and renormalised (their sparse vector and payload are their own, real).
+    Past the end of the pool, points are copies of pool points under new ids (copied=True):
+    the docs hold fewer distinct passages than the largest size."""
+    import uuid
+
     import numpy as np
 
     with open(pool_path, "rb") as f:
@@ -163,14 +167,18 @@ def pool_points(pool_path: Path, vectors_path: Path, n: int, seed: int = 7):
     index = {k: i for i, k in enumerate(keys)}
     rng = np.random.default_rng(seed)
     out = []
-    for i, (pid, key, sparse, payload) in enumerate(pool[:n]):
-        j = index.get(key)
+    for i in range(n):
+        pid, key, sparse, payload = pool[i % len(pool)]
+        copied = i >= len(pool)
+        j = None if copied else index.get(key)
         if j is not None:
-            out.append((pid, vecs[j], sparse, payload, True))
-        else:
-            v = vecs[i % len(vecs)] + rng.normal(0.0, 0.03, DIM).astype(np.float32)
-            v /= np.linalg.norm(v)
-            out.append((pid, v, sparse, payload, False))
+            out.append((pid, vecs[j], sparse, payload, True, False))
+            continue
+        v = vecs[i % len(vecs)] + rng.normal(0.0, 0.03, DIM).astype(np.float32)
+        v /= np.linalg.norm(v)
+        if copied:
+            pid = str(uuid.uuid5(uuid.NAMESPACE_OID, f"bench-copy-{i}"))
+        out.append((pid, v, sparse, payload, False, copied))
     return out
 
 
@@ -338,6 +346,21 @@ def _ingest_once(app, path: Path, timers: Timers | None) -> dict:
         out["breakdown_s"] = timers.report()
         out["breakdown_s"]["other"] = round(wall - sum(timers.s.values()), 3)
     return out
+
+
+def stage_vectors(p: dict) -> dict:
+    """Only the real dense vectors the retrieval sizes start from (what stage_ingest also
+    writes), for a run of the stores alone: the embed corpus's passages, embedded bare."""
+    import numpy as np
+
+    from rag.embedding import DenseEncoder
+
+    root = Path(p["root"])
+    settings = settings_for(root / "unused")
+    dense = DenseEncoder(settings.embed_model, settings.embed_batch)
+    keys, vecs, seconds = bare_embed(dense, ingest_groups(Path(p["corpus_dir"]), settings))
+    np.savez(root / "vectors.npz", keys=np.array(keys), vectors=vecs)
+    return {"passages": len(keys), "embed_s": round(seconds, 2)}
 
 
 def stage_ingest(p: dict) -> dict:
@@ -622,207 +645,114 @@ def _queries(n: int, cache: Path | None = None):
     return dense, sparse, texts, encoded, enc_ms
 
 
-def stage_local(p: dict) -> dict:
-    """qdrant-client local mode at N points: build through QdrantStore, reopen, query."""
-    import cProfile
-    import io
-    import pstats
+def _open_backend(backend: str, settings):
+    """The store under test: `old` is what rag used before Qdrant Edge, qdrant-client's local
+    mode (through ServerStore, which speaks to it as to a server, with Qdrant's own scoring);
+    `edge` is rag's embedded store."""
+    if backend == "edge":
+        from rag.store_edge import EdgeStore
 
+        return EdgeStore(settings)
+    from qdrant_client import QdrantClient
+
+    from rag.store_server import ServerStore
+
+    return ServerStore(QdrantClient(path=str(settings.legacy_index_path)), settings.collection, "local mode")
+
+
+def _exact_top5(points, encoded) -> list[set[str]]:
+    """The true top 5 by cosine for each query, by a full scan in numpy."""
+    import numpy as np
+
+    ids = [x[0] for x in points]
+    matrix = np.stack([x[1] for x in points]).astype(np.float32)
+    out = []
+    for dv, _ in encoded:
+        scores = matrix @ np.asarray(dv, dtype=np.float32)
+        out.append({ids[i] for i in np.argsort(-scores)[:5]})
+    return out
+
+
+def stage_store(p: dict) -> dict:
+    """One backend at N points: build through the store's upsert (and, for Edge, the optimise
+    that ingest runs), reopen in a fresh object, then the same queries through Retriever.search
+    (query encoding included) and through the store call alone."""
+    import gc
+
+    from rag.embedding import DenseEncoder, SparseEncoder
     from rag.ingest import index_config
     from rag.retrieve import MODES, Retriever
-    from rag.store import QdrantStore
 
-    n = p["size"]
+    backend, n = p["backend"], p["size"]
     data = Path(p["data_dir"])
     settings = settings_for(data)
     points = pool_points(Path(p["pool_path"]), Path(p["vectors_path"]), n)
-    real = sum(1 for x in points if x[4])
-    res = {"points": len(points), "real_dense_vectors": real}
-    store = QdrantStore(settings)
+    res = {"backend": backend, "points": len(points), "real_dense_vectors": sum(1 for x in points if x[4]),
+           "copied_points": sum(1 for x in points if len(x) > 5 and x[5])}
+    cache = Path(p["root"]) / f"queries_{p['queries']}.pkl"
+    _d, _s, texts, encoded, _ms = _queries(p["queries"], cache)
+    exact = _exact_top5(points, encoded) if backend == "edge" else None
+    store = _open_backend(backend, settings)
     store.drop()
     store.ensure_collections(DIM)
     store.write_config(index_config(settings, DIM))
-    if p.get("fast_build"):
-        # qdrant-client's local mode commits (fsyncs) once per point, ~5-8 ms each: at this
-        # size the bench builds with WAL + synchronous=NORMAL on its sqlite file instead (what
-        # it measures, search and open, does not depend on how the file was written).
+    if backend == "old" and p.get("fast_build"):
+        # Local mode commits (fsyncs) once per point, ~5-8 ms each: at this size the bench
+        # builds with WAL + synchronous=NORMAL on its sqlite file instead (what it measures,
+        # search and open, does not depend on how the file was written).
         conn = store.client._client.collections[store.name].storage.storage
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         res["build_note"] = "built with sqlite WAL + synchronous=NORMAL (bench shortcut)"
     t = time.perf_counter()
-    store.upsert((pid, v, sv, pl) for pid, v, sv, pl, _ in points)
-    res["build_s"] = round(time.perf_counter() - t, 2)
-    res["upsert_pts_s"] = round(len(points) / (time.perf_counter() - t), 1)
+    for i in range(0, len(points), INGEST_BATCH):
+        store.upsert((pid, v, sv, pl) for pid, v, sv, pl, *_ in points[i : i + INGEST_BATCH])
+    res["upsert_s"] = round(time.perf_counter() - t, 2)
+    t = time.perf_counter()
+    store.optimize()
+    res["optimize_s"] = round(time.perf_counter() - t, 2)
+    res["build_s"] = round(res["upsert_s"] + res["optimize_s"], 2)
+    res["ingest_pts_s"] = round(len(points) / max(res["build_s"], 1e-9), 1)
     store.close()
     del points, store
-    import gc
-
     gc.collect()
-    from rag.embedding import DenseEncoder, SparseEncoder
 
-    cache = Path(p["root"]) / f"queries_{p['queries']}.pkl"
-    _d, _s, texts, encoded, _ms = _queries(p["queries"], cache)
     dense = _d or DenseEncoder(settings.embed_model, settings.embed_batch)
     sparse = _s or SparseEncoder(settings.bm25_avg_len)
     dense.encode_query("warm up")
-    enc_ms = []
-    for q in texts[: p.get("e2e_queries", 20)]:
-        t = time.perf_counter()
-        dense.encode_query(q)
-        enc_ms.append((time.perf_counter() - t) * 1000)
-    res["encode_query_ms"] = dist(enc_ms)
     rss0 = proc_status_mb("VmRSS")
     t = time.perf_counter()
-    store = QdrantStore(settings)
-    count = store.count()
+    store = _open_backend(backend, settings)
+    res["count"] = store.count()
     res["open_s"] = round(time.perf_counter() - t, 3)
-    res["rss_collection_mb"] = round(proc_status_mb("VmRSS") - rss0, 1)
-    res["count"] = count
+    res["rss_open_mb"] = round(proc_status_mb("VmRSS") - rss0, 1)
     retriever = Retriever(store, lambda: dense, lambda: sparse)
-    # The in-memory sparse index (rag.sparse_index) is built on the first sparse query.
-    t = time.perf_counter()
-    store.query("sparse", *encoded[0], 5)
-    res["first_sparse_query_s"] = round(time.perf_counter() - t, 3)
     for q in texts[:3]:
         retriever.search(q, "hybrid", 5)
     modes = {}
     for mode in MODES:
-        e2e, st, qd, same = [], [], [], 0
+        e2e, st = [], []
         for j, (q, (dv, sv)) in enumerate(zip(texts, encoded)):
             if j < p.get("e2e_queries", 20):
                 t = time.perf_counter()
                 retriever.search(q, mode, 5)
                 e2e.append((time.perf_counter() - t) * 1000)
             t = time.perf_counter()
-            got = store.query(mode, dv, sv, 5)
+            store.query(mode, dv, sv, 5)
             st.append((time.perf_counter() - t) * 1000)
-            # The same query through Qdrant's own scoring, interleaved so load drift hits both.
-            store.use_sparse_index = False
-            t = time.perf_counter()
-            ref = store.query(mode, dv, sv, 5)
-            qd.append((time.perf_counter() - t) * 1000)
-            store.use_sparse_index = True
-            # (local mode's dense scores themselves vary in the last bits from call to call)
-            same += [x.id for x in got] == [x.id for x in ref] and all(
-                abs(a.score - b.score) <= 1e-6 for a, b in zip(got, ref))
-        modes[mode] = {"search_ms": dist(e2e), "store_ms": dist(st), "store_ms_qdrant_scoring": dist(qd),
-                       "same_as_qdrant": f"{same}/{len(encoded)}"}
+        modes[mode] = {"search_ms": dist(e2e), "store_ms": dist(st)}
     res["modes"] = modes
-    if p.get("profile"):
-        prof = cProfile.Profile()
-        prof.enable()
-        for dv, sv in encoded[:10]:
-            store.query("hybrid", dv, sv, 5)
-        prof.disable()
-        buf = io.StringIO()
-        pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(8)
-        res["profile_hybrid_top"] = _profile_lines(buf.getvalue())
+    if exact is not None:
+        hits = sum(len({x.id for x in store.query("dense", dv, None, 5)} & want) for (dv, _), want in zip(encoded, exact))
+        res["dense_recall_at_5_vs_exact"] = round(hits / max(1, sum(len(w) for w in exact)), 3)
     store.close()
     res["disk_mb"] = round(sum(f.stat().st_size for f in data.rglob("*") if f.is_file()) / 2**20, 1)
     return res
 
 
-def _profile_lines(text: str) -> list[str]:
-    lines = text.splitlines()
-    out, on = [], False
-    for line in lines:
-        if line.strip().startswith("ncalls"):
-            on = True
-            continue
-        if on and line.strip():
-            parts = line.split(None, 5)
-            if len(parts) == 6:
-                out.append(f"tottime {parts[1]}s  calls {parts[0]}  {parts[5][-90:]}")
-    return out[:8]
-
-
-def stage_edge(p: dict) -> dict:
-    """The same points in a qdrant-edge shard with an HNSW index; the same queries."""
-    import qdrant_edge as qe
-
-    from rag.store import DENSE, SPARSE
-
-    n = p["size"]
-    path = Path(p["data_dir"]) / "shard"
-    points = pool_points(Path(p["pool_path"]), Path(p["vectors_path"]), n)
-    cfg = qe.EdgeConfig(
-        vectors={DENSE: qe.EdgeVectorParams(size=DIM, distance=qe.Distance.Cosine)},
-        sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
-        hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=p.get("full_scan_kb", 10000)),
-    )
-    if path.exists():
-        shutil.rmtree(path)
-    shard = qe.EdgeShard.create(str(path), cfg)
-    res = {"points": n, "real_dense_vectors": sum(1 for x in points if x[4]), "hnsw": {"m": 16, "ef_construct": 100}}
-    t = time.perf_counter()
-    for i in range(0, len(points), 512):
-        batch = [
-            qe.Point(pid, {DENSE: v.tolist(), SPARSE: qe.SparseVector(indices=list(sv[0]), values=list(sv[1]))}, pl)
-            for pid, v, sv, pl, _ in points[i : i + 512]
-        ]
-        shard.update(qe.UpdateOperation.upsert_points(batch))
-    res["upsert_s"] = round(time.perf_counter() - t, 2)
-    t = time.perf_counter()
-    shard.optimize()
-    res["optimize_s"] = round(time.perf_counter() - t, 2)
-    info = shard.info()
-    res["indexed_vectors"] = getattr(info, "indexed_vectors_count", None)
-    res["segments"] = getattr(info, "segments_count", None)
-    shard.flush()
-    shard.close()
-    del points, shard
-    import gc
-
-    gc.collect()
-    _d, _s, texts, encoded, _ms = _queries(p["queries"], Path(p["root"]) / f"queries_{p['queries']}.pkl")
-    rss0 = proc_status_mb("VmRSS")
-    t = time.perf_counter()
-    shard = qe.EdgeShard.load(str(path))
-    count = shard.count(qe.CountRequest())
-    res["open_s"] = round(time.perf_counter() - t, 3)
-    res["rss_collection_mb"] = round(proc_status_mb("VmRSS") - rss0, 1)
-    res["count"] = count
-
-    def req(mode, dv, sv, exact=False):
-        params = qe.SearchParams(exact=True) if exact else None
-        dq = qe.Query.Nearest(dv, using=DENSE)
-        sq = qe.Query.Nearest(qe.SparseVector(indices=list(sv[0]), values=list(sv[1])), using=SPARSE)
-        common = dict(with_payload=True, with_vector=[DENSE])
-        if mode == "dense":
-            return qe.QueryRequest(limit=5, query=dq, params=params, **common)
-        if mode == "sparse":
-            return qe.QueryRequest(limit=5, query=sq, **common)
-        return qe.QueryRequest(limit=5, prefetches=[qe.Prefetch(limit=20, query=dq, params=params), qe.Prefetch(limit=20, query=sq)],
-                               query=qe.Fusion.Rrf(k=2), **common)
-
-    for dv, sv in encoded[:3]:
-        shard.query(req("hybrid", dv, sv))
-    modes = {}
-    for mode in ("hybrid", "dense", "sparse"):
-        st = []
-        for dv, sv in encoded:
-            t = time.perf_counter()
-            shard.query(req(mode, dv, sv))
-            st.append((time.perf_counter() - t) * 1000)
-        modes[mode] = {"store_ms": dist(st)}
-    res["modes"] = modes
-    # Recall@5 of the HNSW dense search against an exact scan of the same shard.
-    hits = total = 0
-    for dv, sv in encoded:
-        approx = {str(x.id) for x in shard.query(req("dense", dv, sv))}
-        exact = {str(x.id) for x in shard.query(req("dense", dv, sv, exact=True))}
-        hits += len(approx & exact)
-        total += len(exact)
-    res["dense_recall_at_5_vs_exact"] = round(hits / max(1, total), 3)
-    shard.close()
-    res["disk_mb"] = round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20, 1)
-    return res
-
-
 STAGES = {
     "prep": stage_prep, "ingest": stage_ingest, "answers": stage_answers, "torch_threads": stage_torch_threads,
-    "local": stage_local, "edge": stage_edge,
+    "store": stage_store, "vectors": stage_vectors,
 }
 
 

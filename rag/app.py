@@ -8,7 +8,6 @@ Heavy things (the embedding model, the LLM, the store) are built on first use, s
 from __future__ import annotations
 
 import re
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -28,10 +27,13 @@ _FOLLOWUP = re.compile(r"\b(it|its|it's|they|them|their|this|that|these|those|he
 
 
 class RagApp:
-    def __init__(self, settings: Settings, dense_encoder=None, llm=None, judge_llm=None):
+    def __init__(self, settings: Settings, dense_encoder=None, llm=None, judge_llm=None, notify=None):
         """`dense_encoder`, `llm` and `judge_llm` let a caller share already-loaded models
-        between apps (the test suite does; so could a server hosting several indexes)."""
+        between apps (the test suite does; so could a server hosting several indexes).
+        `notify(line)` hears what the app did on its own (indexing on first use, a
+        migration) so that the CLI or the UI can say it."""
         self.settings = settings
+        self.notify = notify or (lambda line: None)
         if dense_encoder is not None:
             self._dense = dense_encoder
         if llm is not None:
@@ -60,10 +62,10 @@ class RagApp:
     # -- pieces, built once -------------------------------------------------------------
     @cached_property
     def store(self):
-        from rag.store import QdrantStore
+        from rag.store import open_store
 
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        return QdrantStore(self.settings)
+        return open_store(self.settings)
 
     def dense(self):
         with self._build_lock:
@@ -138,17 +140,39 @@ class RagApp:
             try:
                 _ = self.store
             except CorruptIndex:
-                # A store too damaged to open is what --rebuild is for: start it afresh, unless
-                # another process holds it. The conversation database lives elsewhere.
-                from rag.store import ensure_unlocked
+                # A store too damaged to open is what --rebuild is for: start it afresh (a
+                # store another process holds raises StoreLocked instead, and stays). The
+                # conversation database lives elsewhere.
+                from rag.store_edge import remove_damaged
 
-                ensure_unlocked(self.settings.qdrant_path)
-                shutil.rmtree(self.settings.qdrant_path, ignore_errors=True)
+                remove_damaged(self.settings)
         with self._store_lock:
-            return ingest(paths, self.settings, self.store, self.dense, self.sparse, rebuild=rebuild, progress=progress)
+            carried = self._legacy_files()
+            if carried:
+                roots = [p.resolve() for p in paths]
+                paths += [f for f in carried if not any(f.resolve().is_relative_to(r) for r in roots)]
+            report = ingest(paths, self.settings, self.store, self.dense, self.sparse, rebuild=rebuild, progress=progress)
+            if carried is not None:
+                self._retire_legacy(report, len(carried))
+            return report
+
+    def _legacy_files(self) -> list[Path] | None:
+        """The files of an index an older rag wrote, when this index is still new."""
+        from rag.migrate import legacy_files
+
+        if self.store.remote or (self.settings.index_path / self.settings.collection).exists():
+            return None
+        return legacy_files(self.settings)
+
+    def _retire_legacy(self, report: IngestReport, count: int) -> None:
+        from rag.migrate import migration_note, remove_legacy
+
+        remove_legacy(self.settings)
+        report.rebuilt = migration_note(count)
 
     def ensure_index(self, progress=None) -> IngestReport | None:
-        """The first question on a fresh install ingests the default corpus by itself."""
+        """The first question on a fresh install ingests the default corpus by itself; on an
+        install an older rag indexed, the files that index held."""
         with self._store_lock:
             if self.store.count() > 0:
                 return None
@@ -157,6 +181,14 @@ class RagApp:
                     f"the index at {self.store.location} is empty but its manifest lists indexed files",
                     "run: rag ingest --rebuild",
                 )
+            carried = self._legacy_files()
+            if carried:
+                from rag.ingest import ingest
+
+                report = ingest(carried, self.settings, self.store, self.dense, self.sparse, progress=progress)
+                self._retire_legacy(report, len(carried))
+                self.notify(report.rebuilt)
+                return report
             if not Path(self.settings.corpus).is_dir():
                 raise BadInput(
                     f"the index is empty and the corpus folder {self.settings.corpus} does not exist",

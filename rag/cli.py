@@ -7,9 +7,10 @@ import argparse
 import json
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
-from rag.errors import MissingModel, RagError
+from rag.errors import RagError
 from rag.settings import load_settings
 
 
@@ -64,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     _retrieval(p)
     _common(p)
 
-    p = sub.add_parser("eval", help="score retrieval and answers on a gold question set")
+    p = sub.add_parser("eval", help="score retrieval and answers on a gold question set (runs in its own process, never through rag serve)")
     p.add_argument("--gold", type=Path, help="gold questions, JSONL (default: eval/gold.jsonl, the guides' dev split)")
     p.add_argument("--lexical-only", action="store_true", help="with --claims: only the fast lexical checker, no LLM")
     p.add_argument("--corpus", type=Path, help="the folder the gold file is about: indexed afresh in a collection of its own before the questions run")
@@ -82,14 +83,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--thresholds", type=Path, help="floors for --check (default: eval/thresholds.toml)")
     _common(p)
 
-    p = sub.add_parser("ui", help="serve the chat page (Gradio)")
+    p = sub.add_parser("ui", help="serve the chat page (Gradio), and the JSON API the other commands use (see rag serve)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; any other needs --auth)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--auth", help="user:password, required off localhost (RAG_UI_AUTH)")
     p.add_argument("--model", dest="llm", help="model preset or path to a .gguf")
+    p.add_argument("--api-port", dest="api_port", type=int, default=0,
+                   help="port of the JSON API the rag commands use, on 127.0.0.1 (default 0: a free one, written to RAG_DATA_DIR/server.json)")
     _common(p)
 
-    p = sub.add_parser("feedback", help="export the thumbs up/down given in the UI")
+    p = sub.add_parser("serve", help="own the index and the model and serve the local JSON API that the other commands use",
+                       description="Owns the index and the model and serves a JSON API (and an OpenAI-compatible "
+                       "/v1/chat/completions). While it runs, rag ask, search, chat, ingest and sources go through it "
+                       "by themselves (found through RAG_DATA_DIR/server.json, which holds the API token, readable by "
+                       "you only); rag eval and rag feedback run in their own process.")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=0, help="port (default 0: a free one, written to RAG_DATA_DIR/server.json)")
+    p.add_argument("--model", dest="llm", help="model preset or path to a .gguf (RAG_LLM)")
+    _common(p)
+
+    p = sub.add_parser("feedback", help="export the thumbs up/down given in the UI (runs in its own process, server or not)")
     p.add_argument("action", choices=["export"])
     p.add_argument("--out", type=Path, help="JSONL file (default: stdout)")
     _common(p)
@@ -121,31 +134,85 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _note(line: str) -> None:
+    sys.stderr.write(f"rag: note: {line}\n")
+
+
 def _app(settings):
     from rag.app import RagApp
 
-    return RagApp(settings)
+    return RagApp(settings, notify=_note)
+
+
+# -- where the work runs ------------------------------------------------------------------------
+# ask, search, chat, ingest and sources are operations (rag/operations.py) that report
+# through events and return a JSON-able result. They run on the server that owns the index when
+# one is running, else here; each command renders the events and the result in one place, so
+# its output is the same either way.
+
+
+class _InProcess:
+    """The operations run here, on an app of this process (no server owns the index)."""
+
+    def __init__(self, settings):
+        self.app = _app(settings)
+
+    def run(self, op: str, request: dict, emit):
+        from rag.operations import OPERATIONS
+
+        return OPERATIONS[op](self.app, request, emit)
+
+    def close(self) -> None:
+        self.app.close()
+
+
+@contextmanager
+def _backend(settings):
+    from rag.remote import Remote, find_server
+
+    server = find_server(settings)
+    backend = Remote(server, settings) if server else _InProcess(settings)
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+def _on_event(event: dict) -> None:
+    if event.get("event") == "note":
+        _note(event.get("text", ""))
+
+
+def _filters(args) -> dict:
+    return {"sources": args.sources, "kinds": args.kinds}
 
 
 def cmd_ingest(args, settings) -> int:
-    app = _app(settings)
+    from rag.types import IngestReport
+
     bar = None
 
-    def progress(done: int, total: int, source: str) -> None:
+    def emit(event: dict) -> None:
         nonlocal bar
+        if event.get("event") != "progress":
+            return _on_event(event)
         if bar is None:
             from tqdm import tqdm
 
-            bar = tqdm(total=total, unit="file", file=sys.stderr, disable=None, desc="ingest")
-        bar.n = done
-        bar.set_postfix_str(source[-40:], refresh=True)
+            bar = tqdm(total=event["total"], unit="file", file=sys.stderr, disable=None, desc="ingest")
+        bar.n = event["done"]
+        bar.set_postfix_str(event["source"][-40:], refresh=True)
 
+    # Absolute, as a server resolves paths against its own working directory (the source names
+    # do not change: they are taken relative to each root's absolute parent either way).
+    paths = [os.path.abspath(p) for p in args.paths]
     try:
-        report = app.ingest(args.paths or None, rebuild=args.rebuild, progress=progress)
+        with _backend(settings) as backend:
+            data = backend.run("ingest", {"paths": paths, "rebuild": args.rebuild}, emit)
     finally:
         if bar is not None:
             bar.close()
-        app.close()
+    report = IngestReport(**{**data, "skipped": [(s["path"], s["reason"]) for s in data["skipped"]]})
     if report.rebuilt:
         sys.stderr.write(f"rebuilt the index: {report.rebuilt}\n")
     for path, reason in report.skipped:
@@ -158,45 +225,25 @@ def cmd_ingest(args, settings) -> int:
 
 
 def cmd_search(args, settings) -> int:
-    from rag.app import clean_question
-
-    app = _app(settings)
-    try:
-        # Cleaned: raw argv may hold undecodable bytes (lone surrogates).
-        query = clean_question(args.query)
-        app.ensure_index()
-        try:
-            expansion = app.expand(query, sources=args.sources, kinds=args.kinds)
-        except MissingModel as exc:
-            # Search needs no model: without one it still works, only without the guess.
-            sys.stderr.write(f"rag: note: searching with the question alone: {exc.one_line()} (or pass --no-expand)\n")
-            expansion = ""
-        hits = app.search(query, sources=args.sources, kinds=args.kinds, expansion=expansion)
-    finally:
-        app.close()
+    with _backend(settings) as backend:
+        out = backend.run("search", {"query": args.query, **_filters(args)}, _on_event)
     if args.json:
-        out = {"query": query, "mode": settings.mode, "passages": [h.to_json() for h in hits]}
-        if expansion:
-            out["expansion"] = expansion
         print(json.dumps(out, ensure_ascii=False))
         return 0
-    if expansion:
-        sys.stderr.write(f"(searched with the model's guess: {expansion})\n")
-    if not hits:
+    if out.get("expansion"):
+        sys.stderr.write(f"(searched with the model's guess: {out['expansion']})\n")
+    if not out["passages"]:
         print("no passages found")
-    for h in hits:
-        text = " ".join(h.text.split())
-        print(f"[{h.rank}] {h.score:.4f}  {h.source}" + (f" — {h.section}" if h.section else ""))
+    for h in out["passages"]:
+        text = " ".join(h["text"].split())
+        print(f"[{h['rank']}] {h['score']:.4f}  {h['source']}" + (f" — {h['section']}" if h["section"] else ""))
         print(f"    {text[:300]}{'…' if len(text) > 300 else ''}")
     return 0
 
 
 def cmd_sources(args, settings) -> int:
-    app = _app(settings)
-    try:
-        sources = app.sources()
-    finally:
-        app.close()
+    with _backend(settings) as backend:
+        sources = backend.run("sources", {}, _on_event)
     if args.json:
         print(json.dumps(sources))
     else:
@@ -205,62 +252,68 @@ def cmd_sources(args, settings) -> int:
     return 0
 
 
-def _print_sources(answer) -> None:
-    for c in answer.citations:
-        where = c.hit.source + (f" — {c.hit.section}" if c.hit.section else "")
-        text = " ".join(c.hit.text.split())
-        print(f"  [{c.n}] {where}\n      {text[:400]}{'…' if len(text) > 400 else ''}")
+def _print_sources(answer: dict) -> None:
+    for c in answer["citations"]:
+        where = c["source"] + (f" — {c['section']}" if c["section"] else "")
+        text = " ".join(c["text"].split())
+        print(f"  [{c['n']}] {where}\n      {text[:400]}{'…' if len(text) > 400 else ''}")
 
 
-def _stream_answer(app, question: str, args, conversation_id: str | None = None):
-    """Print verified sentences as they settle; return the final answer."""
-    answer = None
+def _stream_answer(backend, question: str, args, conversation_id: str | None = None) -> dict:
+    """Print verified sentences as they settle; return the final answer (`rag ask --json`)."""
     out = sys.stdout
-    for event in app.ask_stream(question, sources=args.sources, kinds=args.kinds, conversation_id=conversation_id):
-        if event.kind == "sentence":
-            out.write(event.text + " ")
+
+    def emit(event: dict) -> None:
+        if event.get("event") == "sentence":
+            out.write(event["text"] + " ")
             out.flush()
-        elif event.kind == "done":
-            answer = event.answer
+        else:
+            _on_event(event)
+
+    request = {"question": question, **_filters(args)}
+    if conversation_id:
+        request["conversation_id"] = conversation_id
+    answer = backend.run("ask", request, emit)
     out.write("\n")
-    if answer.citations:
+    if answer["citations"]:
         print("\nSources:")
         _print_sources(answer)
-    if answer.standalone_question and answer.standalone_question != question:
-        sys.stderr.write(f"(understood as: {answer.standalone_question})\n")
+    if answer.get("standalone_question"):
+        sys.stderr.write(f"(understood as: {answer['standalone_question']})\n")
     return answer
 
 
 def cmd_ask(args, settings) -> int:
-    app = _app(settings)
-    try:
+    with _backend(settings) as backend:
         if args.json:
-            answer = app.ask(args.question, sources=args.sources, kinds=args.kinds)
-            print(json.dumps(answer.to_json(), ensure_ascii=False))
+            answer = backend.run("ask", {"question": args.question, **_filters(args)}, _on_event)
+            print(json.dumps(answer, ensure_ascii=False))
         else:
-            _stream_answer(app, args.question, args)
-    finally:
-        app.close()
+            _stream_answer(backend, args.question, args)
     return 0
 
 
 def cmd_chat(args, settings) -> int:
-    app = _app(settings)
-    try:
+    with _backend(settings) as backend:
         if args.list:
-            for c in app.history.conversations():
+            for c in backend.run("conversations", {}, _on_event):
                 print(f"{c['id']}  {c['title']}")
             return 0
         cid = None
         if args.resume:
-            cid = app.history.latest_conversation() if args.resume == "latest" else args.resume
-            if cid is None or (args.resume != "latest" and not app.history.messages(cid)):
+            if args.resume == "latest":
+                latest = backend.run("conversations", {"limit": 1}, _on_event)
+                cid = latest[0]["id"] if latest else None
+            else:
+                cid = args.resume
+            turns = backend.run("messages", {"conversation_id": cid}, _on_event) if cid else []
+            if cid is None or (args.resume != "latest" and not turns):
                 from rag.errors import BadInput
 
                 raise BadInput("no conversation to resume", "start one with: rag chat")
-            for turn in app.history.messages(cid):
+            for turn in turns:
                 print(("you> " if turn["role"] == "user" else "rag> ") + turn["content"])
-        cid = cid or app.history.new_conversation()
+        cid = cid or backend.run("new-conversation", {}, _on_event)["id"]
         sys.stderr.write("Ask about your documents; an empty line or Ctrl-D ends the chat.\n")
         while True:
             try:
@@ -271,14 +324,12 @@ def cmd_chat(args, settings) -> int:
                 break
             sys.stdout.write("rag> ")
             try:
-                _stream_answer(app, question, args, conversation_id=cid)
+                _stream_answer(backend, question, args, conversation_id=cid)
             except RagError as exc:
                 if exc.exit_code != 2:
                     raise
                 print(exc.one_line())
         sys.stderr.write(f"conversation saved; resume it with: rag chat --resume {cid}\n")
-    finally:
-        app.close()
     return 0
 
 
@@ -351,13 +402,50 @@ def _eval_claims(args, settings) -> int:
     return 0
 
 
-def cmd_ui(args, settings) -> int:
-    from ui import serve
+def _stop_on_sigterm() -> None:
+    """SIGTERM ends a server as Ctrl-C does: through its cleanup, so server.json goes too."""
+    import signal
 
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def cmd_ui(args, settings) -> int:
+    from ui.server import serve
+
+    _stop_on_sigterm()
     app = _app(settings)
     try:
         sys.stderr.write(f"rag ui: serving on http://{args.host}:{args.port} (Ctrl-C stops it)\n")
-        serve(app, host=args.host, port=args.port, auth=args.auth or settings.ui_auth or None)
+        serve(app, host=args.host, port=args.port, auth=args.auth or settings.ui_auth or None, api_port=args.api_port)
+    finally:
+        app.close()
+    return 0
+
+
+def cmd_serve(args, settings) -> int:
+    from rag.server import ApiServer
+
+    _stop_on_sigterm()
+    app = _app(settings)
+    try:
+        api = ApiServer(app, host=args.host, port=args.port)
+        try:
+            api.start()
+            sys.stderr.write(f"rag serve: the API is on {api.url}, its token in {api.file} (Ctrl-C stops it)\n")
+            if args.host not in ("127.0.0.1", "localhost", "::1"):
+                sys.stderr.write("rag serve: note: beyond this machine the token travels unencrypted (plain HTTP)\n")
+            # Served already: commands that arrive meanwhile wait for the index, not fail on its lock.
+            report = app.ensure_index()
+            if report is not None:
+                sys.stderr.write(f"indexed the corpus: {report.summary()}\n")
+            api.wait()
+        except KeyboardInterrupt:
+            sys.stderr.write("rag serve: stopped\n")
+        finally:
+            api.close()
     finally:
         app.close()
     return 0
@@ -378,7 +466,7 @@ def cmd_feedback(args, settings) -> int:
     return 0
 
 
-COMMANDS = {"ui": cmd_ui, "feedback": cmd_feedback, "eval": cmd_eval, "ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "chat": cmd_chat, "sources": cmd_sources}
+COMMANDS = {"serve": cmd_serve, "ui": cmd_ui, "feedback": cmd_feedback, "eval": cmd_eval, "ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "chat": cmd_chat, "sources": cmd_sources}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,7 +19,7 @@ from rag.errors import BadInput, CorruptIndex
 from rag.loaders import FoundFile, SkipFile, find_files, load
 from rag.normalise import dedup_key
 from rag.settings import Settings
-from rag.store import QdrantStore, point_id
+from rag.store import Store, point_id
 from rag.types import IngestReport, Passage
 
 Progress = Callable[[int, int, str], None]
@@ -45,7 +45,7 @@ def _under(path: str, roots: list[str]) -> bool:
 def ingest(
     paths: list[Path],
     settings: Settings,
-    store: QdrantStore,
+    store: Store,
     dense,  # () -> DenseEncoder, called only when something must be embedded
     sparse,  # () -> SparseEncoder
     rebuild: bool = False,
@@ -57,7 +57,8 @@ def ingest(
     if missing:
         raise BadInput(f"no such file or folder: {', '.join(missing)}", "check the path")
 
-    stored = store.read_config()
+    # A rebuild reads nothing of the old index: it may be the damage being rebuilt away.
+    stored = None if rebuild else store.read_config()
     dim = stored.get("dim") if stored else None
     wanted_without_dim = index_config(settings, 0)
     if rebuild:
@@ -145,11 +146,13 @@ def ingest(
         done += len(batch)
         if progress:
             progress(done, total, batch[-1][0].source)
+    if report.added or report.removed:
+        store.optimize()
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _write_batch(store: QdrantStore, batch, dense, sparse, report: IngestReport) -> None:
+def _write_batch(store: Store, batch, dense, sparse, report: IngestReport) -> None:
     # 1. Record intent, so a kill from here on is repaired by the next run.
     plans = []
     for found, entry, passages, sha, st in batch:
@@ -222,7 +225,7 @@ def _payload(p: Passage, source: str) -> dict:
     }
 
 
-def _detach(store: QdrantStore, source: str, ids: set[str]) -> int:
+def _detach(store: Store, source: str, ids: set[str]) -> int:
     """Remove `source` from these passages; delete the ones no file holds any more."""
     if not ids:
         return 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from rag.errors import BadInput
-from rag.store import QdrantStore
+from rag.store import Store
 from rag.types import Hit
 
 MODES = ("hybrid", "dense", "sparse")
@@ -38,7 +38,7 @@ def dense_query(question_vec: np.ndarray, expansion_vec: np.ndarray | None, weig
 
 
 class Retriever:
-    def __init__(self, store: QdrantStore, dense, sparse):
+    def __init__(self, store: Store, dense, sparse):
         self.store = store
         self._dense = dense  # () -> DenseEncoder
         self._sparse = sparse  # () -> SparseEncoder

@@ -77,7 +77,14 @@ class Settings:
     debug: bool = False
 
     @property
-    def qdrant_path(self) -> Path:
+    def index_path(self) -> Path:
+        """The embedded index (Qdrant Edge shards, one folder per collection)."""
+        return self.data_dir / "index"
+
+    @property
+    def legacy_index_path(self) -> Path:
+        """Where releases before Qdrant Edge kept the index (qdrant-client's local mode);
+        read once, to re-index its files (rag/migrate.py)."""
         return self.data_dir / "qdrant"
 
     @property

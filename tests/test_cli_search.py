@@ -56,7 +56,7 @@ def test_search_json_on_a_fresh_data_dir(tmp_path):
         assert (ROOT / p["source"]).is_file() and end > start
     assert [p["score"] for p in passages] == sorted((p["score"] for p in passages), reverse=True)
     # the search ingested the shipped corpus by itself, into the given data dir
-    assert (data / "qdrant").is_dir()
+    assert (data / "index").is_dir()
     listed = rag("sources", "--json", data_dir=data)
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout) == {
@@ -92,7 +92,7 @@ def test_search_for_nothing_is_one_line_exit_2(tmp_path, query):
     data = tmp_path / "data"
     line = assert_one_line_error(rag("search", query, data_dir=data), 2)
     assert "empty" in line
-    assert not (data / "qdrant").exists()  # rejected before the index was touched
+    assert not (data / "index").exists()  # rejected before the index was touched
 
 
 @pytest.mark.parametrize(
@@ -110,4 +110,4 @@ def test_search_for_nothing_is_one_line_exit_2(tmp_path, query):
 def test_bad_options_are_one_line_exit_2(tmp_path, args):
     data = tmp_path / "data"
     assert_one_line_error(rag(*args, data_dir=data), 2)
-    assert not (data / "qdrant").exists()  # rejected before anything was opened
+    assert not (data / "index").exists()  # rejected before anything was opened

@@ -1,9 +1,12 @@
 """Concurrency, with real processes and threads.
 
-- The embedded Qdrant admits one process per folder. While another process holds it (a bare
-  `python -c` holder, or `rag ui`), `rag ingest`, `rag ask`, `rag search` and `rag sources`
+- The embedded Qdrant admits one process per folder. While a process that is not a server
+  holds it (a bare `python -c` holder), `rag ingest`, `rag ask`, `rag search` and `rag sources`
   fail at once with exit 4 and one line saying what to do; never a traceback about a lock.
   A holder killed with SIGKILL leaves no stale lock behind.
+- While `rag ui` holds it, those commands go through its API instead (tests/test_serve.py
+  compares their output with a run of their own); `rag eval`, which always runs in its own
+  process, is told the index is in use.
 - One process, one RagApp, many threads at once (what the UI does with several users):
   ingest + ask + search + sources together lose nothing and do not crash.
 - eval/load.py, run short against a real `rag ui`.
@@ -106,7 +109,7 @@ def assert_store_locked(proc: subprocess.CompletedProcess, elapsed: float) -> st
     line = lines[0]
     assert line.startswith("rag: error: ") and "in use by another rag process" in line
     # says what to do about it
-    assert "stop it" in line or "RAG_QDRANT_URL" in line, line
+    assert "rag serve" in line and "stop the other process" in line, line
     assert proc.stdout == ""
     return line
 
@@ -127,10 +130,11 @@ def test_a_held_store_fails_other_processes_at_once(holder, command):
 
 def test_a_rebuild_refused_for_a_held_store_deletes_nothing(holder):
     """`--rebuild` must not wipe a folder another process is using."""
-    before = sorted(p.relative_to(holder["data"]) for p in (holder["data"] / "qdrant").rglob("*"))
+    before = sorted(p.relative_to(holder["data"]) for p in (holder["data"] / "index").rglob("*"))
+    assert before
     proc, elapsed = run_rag(COMMANDS["ingest-rebuild"](holder["corpus"]), holder["data"])
     assert_store_locked(proc, elapsed)
-    after = sorted(p.relative_to(holder["data"]) for p in (holder["data"] / "qdrant").rglob("*"))
+    after = sorted(p.relative_to(holder["data"]) for p in (holder["data"] / "index").rglob("*"))
     assert after == before
 
 
@@ -163,7 +167,7 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float) -> None:
     raise AssertionError(f"{url} did not come up in {timeout} s")
 
 
-def test_rag_ui_holds_the_store_and_others_are_told_so(indexed_data, tmp_path):
+def test_with_rag_ui_holding_the_store_others_go_through_it(indexed_data, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(indexed_data["data"], data)
     port = free_port()
@@ -172,20 +176,28 @@ def test_rag_ui_holds_the_store_and_others_are_told_so(indexed_data, tmp_path):
                           env=rag_env(data), stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_http(f"http://127.0.0.1:{port}/", ui, timeout=300)
-        for command in ("ingest", "ask", "search"):
-            proc, elapsed = run_rag(COMMANDS[command](indexed_data["corpus"]), data)
-            line = assert_store_locked(proc, elapsed)
-            assert "rag ui" in line  # names the likely holder
+        assert (data / "server.json").exists()
+        for command in ("ingest", "search", "sources"):
+            proc, _ = run_rag(COMMANDS[command](indexed_data["corpus"]), data)
+            assert proc.returncode == 0, (command, proc.stderr[-2000:])
+            assert proc.stdout.strip() and "Traceback" not in proc.stderr
+        # eval opens the index itself, whatever runs: it is told who holds it
+        proc, elapsed = run_rag(["eval", "--retrieval-only", "--limit", "1", "--out", str(tmp_path / "eval")], data)
+        line = assert_store_locked(proc, elapsed)
+        assert "rag ui" in line  # names the likely holder
         assert ui.poll() is None
     finally:
-        ui.send_signal(signal.SIGINT)
+        # SIGTERM, not SIGINT: a shell that starts the suite in the background leaves SIGINT
+        # ignored in its children, and `rag ui` stops cleanly on either.
+        ui.send_signal(signal.SIGTERM)
         try:
             ui.wait(timeout=60)
         except subprocess.TimeoutExpired:
             ui.kill()
             ui.wait()
         log.close()
-    # stopped: the folder is free again
+    # stopped: the folder is free again, and no server.json sends commands to a server that is gone
+    assert not (data / "server.json").exists()
     proc, _ = run_rag(["sources", "--json"], data)
     assert proc.returncode == 0, proc.stderr[-2000:] + (tmp_path / "ui.log").read_text()[-2000:]
 
@@ -364,28 +376,28 @@ def test_load_script_short_run(tmp_path):
 
 
 # --- a damaged store held by another process -----------------------------------------------------
-# qdrant-client's local mode reads every collection (meta.json, each storage.sqlite) BEFORE it
-# takes the folder's lock, so a folder that another process holds and that reads as damaged
-# (a half-written meta.json, a collection being replaced) raises a load error instead of the
-# lock error: rag reports CorruptIndex and advises `rag ingest --rebuild`, and --rebuild deletes
-# the folder from under the running process (whose new files then share the folder with it).
+# A folder that another process holds and that reads as damaged (a half-written edge_config.json,
+# a shard being replaced) must say "in use", not advise `rag ingest --rebuild`: --rebuild deletes
+# a store it judges damaged, and would delete it from under the running process.
+# Qdrant Edge reads a shard's edge_config.json before it takes the shard's WAL lock, so
+# rag/store_edge.py takes a lock of its own before it reads anything.
 
 
-def _half_write_meta(data: Path) -> None:
-    meta = data / "qdrant" / "meta.json"
-    raw = meta.read_bytes()
-    meta.write_bytes(raw[: len(raw) // 2])
+def _half_write_config(data: Path) -> None:
+    config = data / "index" / "rag" / "files" / "edge_config.json"
+    raw = config.read_bytes()
+    config.write_bytes(raw[: len(raw) // 2])
 
 
 def test_a_held_store_that_reads_as_damaged_says_in_use_not_rebuild(holder):
-    _half_write_meta(holder["data"])
+    _half_write_config(holder["data"])
     proc, elapsed = run_rag(COMMANDS["ingest"](holder["corpus"]), holder["data"])
     assert_store_locked(proc, elapsed)
 
 
 def test_rebuild_never_deletes_a_store_another_process_holds(holder):
-    _half_write_meta(holder["data"])
-    passages = holder["data"] / "qdrant" / "collection" / "rag" / "storage.sqlite"
+    _half_write_config(holder["data"])
+    passages = holder["data"] / "index" / "rag" / "passages" / "edge_config.json"
     inode = passages.stat().st_ino
     proc, elapsed = run_rag(COMMANDS["ingest-rebuild"](holder["corpus"]), holder["data"])
     assert holder["proc"].poll() is None

@@ -6,7 +6,8 @@
   what one clean ingest of the same corpus stores: the same point ids, the same sources per
   point, the same manifest. (tests/test_ingest.py kills at chosen store calls; this kills at
   arbitrary instants, wherever they fall: in the embedding, in a Qdrant write, between two.)
-- A damaged index store is reported at start in one line that says to run
+- A damaged index store is reported in one line (at start, or at the first read that reaches
+  the damage) that says to run
   `rag ingest --rebuild` (exit 5), and that rebuild leaves the conversation and feedback
   database (RAG_DATA_DIR/rag.sqlite3) alone.
 """
@@ -18,7 +19,6 @@ import random
 import re
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -144,7 +144,7 @@ class WatchedIngest:
             buf = buf[-64:]
 
     def _watch_marker(self) -> None:
-        marker = self.data / "qdrant" / "collection"
+        marker = self.data / "index"
         while self.proc.poll() is None and self.marker is None:
             if marker.exists():
                 self.marker = time.perf_counter() - self.started
@@ -263,41 +263,42 @@ def template(tmp_path_factory, dense_encoder):
 
 
 def _garbage(path: Path) -> None:
-    path.write_bytes(random.Random(5).randbytes(64 * 1024))
+    path.write_bytes(random.Random(5).randbytes(max(path.stat().st_size, 4096)))
 
 
 def _truncate_half(path: Path) -> None:
     os.truncate(path, path.stat().st_size // 2)
 
 
-def _bad_blob(path: Path) -> None:
-    db = sqlite3.connect(path)
-    with db:
-        (key,) = db.execute("SELECT id FROM points LIMIT 1").fetchone()
-        db.execute("UPDATE points SET point = ? WHERE id = ?", (b"\x80\x04not a pickle", key))
-    db.close()
+def _empty(path: Path) -> None:
+    path.write_bytes(b"")
 
 
-def _half_meta(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-
-
+EVERY_COMMAND = ("sources", "search", "ingest", "ask")
+READS_PASSAGES = ("search", "ask")
 DAMAGE = {
-    # what is damaged (under RAG_DATA_DIR/qdrant), and how
-    "passages-garbage": ("collection/rag/storage.sqlite", _garbage),
-    "passages-half-written": ("collection/rag/storage.sqlite", _truncate_half),
-    "passages-bad-record": ("collection/rag/storage.sqlite", _bad_blob),
-    "manifest-garbage": ("collection/rag_files/storage.sqlite", _garbage),
-    "manifest-half-written": ("collection/rag_files/storage.sqlite", _truncate_half),
-    "meta-half-written": ("meta.json", _half_meta),
+    # what is damaged (a glob under RAG_DATA_DIR/index/rag), how, and which commands must see it:
+    # damage to what a shard loads at open shows at once; damage inside a segment's payload
+    # pages shows when a read reaches it
+    "segment-metadata-garbage": ("passages/segments/*/segment.json", _garbage, EVERY_COMMAND),
+    "shard-config-half-written": ("passages/edge_config.json", _truncate_half, EVERY_COMMAND),
+    "id-tracker-garbage": ("passages/segments/*/mutable_id_tracker.mappings", _garbage, EVERY_COMMAND),
+    "write-ahead-log-garbage": ("passages/wal/open-1", _garbage, EVERY_COMMAND),
+    "manifest-segment-emptied": ("files/segments/*/segment.json", _empty, EVERY_COMMAND),
+    "payload-page-garbage": ("passages/segments/*/payload_storage/page_0.dat", _garbage, READS_PASSAGES),
+    "payload-page-emptied": ("passages/segments/*/payload_storage/page_0.dat", _empty, READS_PASSAGES),
+    "manifest-payload-garbage": ("files/segments/*/payload_storage/page_0.dat", _garbage, ("sources", "ingest")),
 }
 
 
 def damaged_copy(template, tmp_path: Path, kind: str) -> Path:
     data = tmp_path / "data"
     shutil.copytree(template["data"], data)
-    rel, damage = DAMAGE[kind]
-    damage(data / "qdrant" / rel)
+    pattern, damage, _ = DAMAGE[kind]
+    targets = list((data / "index" / "rag").glob(pattern))
+    assert targets, f"the store has no {pattern}: its layout changed, update DAMAGE"
+    for target in targets:
+        damage(target)
     return data
 
 
@@ -324,8 +325,9 @@ def assert_history_intact(data: Path, template) -> None:
 def test_damaged_store_is_reported_at_start_and_rebuild_repairs_it(template, tmp_path, kind):
     data = damaged_copy(template, tmp_path, kind)
     corpus = str(template["corpus"])
-    for args in (["sources"], ["search", "Who introduced GANs?"], ["ingest", corpus],
-                 ["ask", "Who introduced GANs?", "--json"]):
+    commands = {"sources": ["sources"], "search": ["search", "Who introduced GANs?"], "ingest": ["ingest", corpus],
+                "ask": ["ask", "Who introduced GANs?", "--json"]}
+    for args in (commands[c] for c in DAMAGE[kind][2]):
         started = time.perf_counter()
         proc = rag(args, data)
         assert_corrupt_index_error(proc)
@@ -352,7 +354,8 @@ def test_rebuild_of_a_healthy_index_keeps_conversations_and_feedback(template, t
 def test_zero_length_passage_store_is_not_silently_empty(template, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(template["data"], data)
-    (data / "qdrant" / "collection" / "rag" / "storage.sqlite").write_bytes(b"")
+    for pages in (data / "index" / "rag" / "passages" / "segments").glob("*/payload_storage/page_*.dat"):
+        pages.write_bytes(b"")
     proc = rag(["ingest", str(template["corpus"]), "--json"], data)
     if proc.returncode == 5:  # detected: fine
         assert_corrupt_index_error(proc)

@@ -148,7 +148,7 @@ def test_llama_index_baseline_is_hybrid_cited_and_scored_like_rag(make_answer_ap
     app = make_answer_app(small_llm, expand_query=False)
     app.ingest()
     baseline = LlamaIndexBaseline(app)
-    info = app.store.client.get_collection(COLLECTION)
+    info = baseline.client.get_collection(COLLECTION)
     assert info.config.params.sparse_vectors, "the baseline's collection has no sparse (BM25) vectors"
     gold = load_gold(DEFAULT_GOLD)[:3]
     rows = run_questions(app, gold, ask=baseline.ask, progress=False)

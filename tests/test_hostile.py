@@ -167,12 +167,7 @@ GOOD = {
 
 
 def all_payloads(app: RagApp) -> list[dict]:
-    client, out, offset = app.store.client, [], None
-    while True:
-        records, offset = client.scroll(app.store.name, limit=1000, offset=offset, with_payload=True)
-        out.extend(dict(r.payload) for r in records)
-        if offset is None:
-            return out
+    return [payload for _, payload in app.store.payloads()]
 
 
 @pytest.fixture(scope="module")

@@ -41,12 +41,7 @@ PINECONE = "Pinecone, FAISS, Milvus, and Weaviate."
 
 def points(app: RagApp) -> dict[str, dict]:
     """Every stored passage: id → payload."""
-    client, out, offset = app.store.client, {}, None
-    while True:
-        records, offset = client.scroll(app.store.name, limit=1000, offset=offset, with_payload=True)
-        out.update({str(r.id): dict(r.payload) for r in records})
-        if offset is None:
-            return out
+    return dict(app.store.payloads())
 
 
 def snapshot(app: RagApp, spans: bool = True) -> dict[str, tuple]:
@@ -354,7 +349,7 @@ def test_a_file_reingested_under_another_name_leaves_no_orphans(make_app, tmp_pa
 # --- crash recovery ------------------------------------------------------------------------
 
 # Runs an ingest in a child process that SIGKILLs itself at a chosen point: the `nth` call of
-# a QdrantStore method (for write_manifest_entry: of the final, non-pending entries), before
+# an EdgeStore method (for write_manifest_entry: of the final, non-pending entries), before
 # or after it does its work. The child uses small batches, so a small corpus spans several;
 # the clean ingest it is compared with uses the default batches.
 KILLER = r"""
@@ -363,11 +358,11 @@ from pathlib import Path
 import rag.ingest
 from rag.app import RagApp
 from rag.settings import load_settings
-from rag.store import QdrantStore
+from rag.store_edge import EdgeStore
 
 data, corpus, method, nth, when, batch = sys.argv[1:7]
 nth, rag.ingest.BATCH_PASSAGES = int(nth), int(batch)
-real = getattr(QdrantStore, method)
+real = getattr(EdgeStore, method)
 calls = 0
 
 def wrapped(self, *args, **kwargs):
@@ -381,7 +376,7 @@ def wrapped(self, *args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
     return out
 
-setattr(QdrantStore, method, wrapped)
+setattr(EdgeStore, method, wrapped)
 app = RagApp(load_settings(data_dir=data))
 app.ingest([Path(corpus)])
 """

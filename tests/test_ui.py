@@ -185,7 +185,7 @@ def test_serve_refuses_before_launching(tmp_path):
     app = RagApp(load_settings(env={}, data_dir=tmp_path / "data", corpus=tmp_path / "nothing"))
     with pytest.raises(BadInput, match="RAG_UI_AUTH"):
         serve(app, host="0.0.0.0", port=0)
-    assert not (tmp_path / "data" / "qdrant").exists()  # nothing was opened
+    assert not (tmp_path / "data" / "index").exists()  # nothing was opened
 
 
 # -- the page over a real app -------------------------------------------------------------------

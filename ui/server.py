@@ -6,6 +6,8 @@ in one line (the LLM answers one at a time) and the page says when a question is
 
 API (gradio_client): `Client(url).predict("Who introduced GANs?", api_name="/chat")` returns
 the answer text with its [n] markers; `api_name="/ask"` returns the `rag ask --json` object.
+`start` also serves rag/server.py's JSON API over the same app, on 127.0.0.1, so the other rag
+commands go through this process, which holds the index.
 """
 
 from __future__ import annotations
@@ -157,27 +159,58 @@ def build_ui(app: RagApp) -> gr.Blocks:
 
 
 def start(app: RagApp, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None,
-          share: bool = False, quiet: bool = False) -> gr.Blocks:
-    """Check the bind, index the corpus if the index is empty, launch; returns at once."""
+          share: bool = False, quiet: bool = False, api: bool = True, api_port: int = 0) -> gr.Blocks:
+    """Check the bind, start the JSON API (rag/server.py) over the same app, index the corpus if
+    the index is empty, launch; returns at once. The API listens on 127.0.0.1 whatever `host`
+    is: it is how `rag ask` and the other commands reach the index this process owns, and it is
+    stopped with the page (`demo.close()`)."""
     creds = check_bind(host, auth or app.settings.ui_auth, share)
-    report = app.ensure_index()
-    if report is not None and not quiet:
-        sys.stderr.write(f"indexed the corpus: {report.summary()}\n")
-    demo = build_ui(app)
-    demo.queue(default_concurrency_limit=4, max_size=256)
-    demo.launch(
-        server_name=host, server_port=port, auth=creds, share=share, prevent_thread_lock=True,
-        theme=theme(), css=CSS, max_file_size=app.settings.max_upload_mb * 1024 * 1024,
-        footer_links=["api"], quiet=quiet,
-        auth_message="Sign in to ask the documents." if creds else None,
-    )
+    served = None
+    if api:
+        from rag.server import ApiServer
+
+        served = ApiServer(app, port=api_port).start()  # before indexing: commands wait, not fail
+    try:
+        report = app.ensure_index()
+        if report is not None and not quiet:
+            sys.stderr.write(f"indexed the corpus: {report.summary()}\n")
+        demo = build_ui(app)
+        demo.queue(default_concurrency_limit=4, max_size=256)
+        demo.launch(
+            server_name=host, server_port=port, auth=creds, share=share, prevent_thread_lock=True,
+            theme=theme(), css=CSS, max_file_size=app.settings.max_upload_mb * 1024 * 1024,
+            footer_links=["api"], quiet=quiet,
+            auth_message="Sign in to ask the documents." if creds else None,
+        )
+    except BaseException:
+        if served is not None:
+            served.close()
+        raise
+    if served is not None:
+        _close_together(demo, served)
+        if not quiet:
+            sys.stderr.write(f"rag ui: the rag commands reach this index through {served.url} (token in {served.file})\n")
     return demo
 
 
-def serve(app: RagApp, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None, share=False) -> None:
-    """Serve the page until interrupted. Binding anywhere but this machine needs auth
-    ("user:password", from the argument or RAG_UI_AUTH); without it this raises BadInput."""
-    demo = start(app, host, port, auth, share)
+def _close_together(demo: gr.Blocks, served) -> None:
+    """Every caller that stops the page with demo.close() stops the API too, and removes its
+    server.json, so no command is sent to a server that is gone."""
+    close_page = demo.close
+
+    def close(*args, **kwargs):
+        served.close()
+        return close_page(*args, **kwargs)
+
+    demo.close = close
+    demo.rag_api = served
+
+
+def serve(app: RagApp, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None, share=False,
+          api_port: int = 0) -> None:
+    """Serve the page (and the API) until interrupted. Binding anywhere but this machine needs
+    auth ("user:password", from the argument or RAG_UI_AUTH); without it this raises BadInput."""
+    demo = start(app, host, port, auth, share, api_port=api_port)
     try:
         demo.block_thread()
     finally:
