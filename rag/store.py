@@ -88,6 +88,12 @@ def manifest_id(path: str) -> str:
     return point_id("file:" + path)
 
 
+def manifest_from(records: Iterable[tuple[str, dict]]) -> dict[str, dict]:
+    """path → entry, from the manifest collection's (id, payload) records; the build
+    settings' record is not a file."""
+    return {payload["path"]: payload for _, payload in records if not payload.get("__config__")}
+
+
 def sources_by_name(manifest: dict[str, dict]) -> dict[str, int]:
     """source name → number of passages, from a manifest."""
     return {e["source"]: len(e.get("ids", [])) for e in manifest.values()}

@@ -20,7 +20,7 @@ from rag.errors import CorruptIndex, StoreLocked
 from rag.settings import Settings
 from rag.store import (
     CONFIG_ID, DENSE, FILTER_FIELDS, RRF_K, SCROLL_PAGE, SPARSE, WRITE_BATCH, Row, SparseVec,
-    StoredPoint, manifest_id, prefetch_depth, sources_by_name,
+    StoredPoint, manifest_from, manifest_id, prefetch_depth, sources_by_name,
 )
 
 # A shard needs at least one vector; the manifest's points carry none of this one.
@@ -197,13 +197,7 @@ class EdgeStore:
         self._put_manifest(CONFIG_ID, {"__config__": True, **config})
 
     def read_manifest(self) -> dict[str, dict]:
-        entries: dict[str, dict] = {}
-        if self._files is None:
-            return entries
-        for _, payload in _scroll(self._files):
-            if not payload.get("__config__"):
-                entries[payload["path"]] = payload
-        return entries
+        return {} if self._files is None else manifest_from(_scroll(self._files))
 
     def write_manifest_entry(self, entry: dict) -> None:
         self._put_manifest(manifest_id(entry["path"]), entry)

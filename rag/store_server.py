@@ -14,7 +14,7 @@ from rag.errors import StoreUnavailable
 from rag.settings import Settings
 from rag.store import (
     CONFIG_ID, DENSE, FILTER_FIELDS, RRF_K, SCROLL_PAGE, SPARSE, WRITE_BATCH, Row, SparseVec,
-    StoredPoint, manifest_id, prefetch_depth, sources_by_name,
+    StoredPoint, manifest_from, manifest_id, prefetch_depth, sources_by_name,
 )
 
 
@@ -87,13 +87,9 @@ class ServerStore:
         self._put_manifest(CONFIG_ID, {"__config__": True, **config})
 
     def read_manifest(self) -> dict[str, dict]:
-        entries: dict[str, dict] = {}
         if not self.client.collection_exists(self.files):
-            return entries
-        for _, payload in self._scroll(self.files):
-            if not payload.get("__config__"):
-                entries[payload["path"]] = payload
-        return entries
+            return {}
+        return manifest_from(self._scroll(self.files))
 
     def write_manifest_entry(self, entry: dict) -> None:
         self._put_manifest(manifest_id(entry["path"]), entry)
