@@ -65,22 +65,40 @@ class LocalChatLLM(CustomLLM):
 
     @property
     def metadata(self) -> LLMMetadata:
-        return LLMMetadata(context_window=self._llm.n_ctx, num_output=self.max_tokens, is_chat_model=True, model_name=self._llm.name)
+        return LLMMetadata(
+            context_window=self._llm.n_ctx,
+            num_output=self.max_tokens,
+            is_chat_model=True,
+            model_name=self._llm.name,
+        )
 
     @llm_chat_callback()
     def chat(self, messages: list[ChatMessage], **kw: Any) -> ChatResponse:
-        msgs = [{"role": "system" if m.role == MessageRole.SYSTEM else "assistant" if m.role == MessageRole.ASSISTANT else "user",
-                 "content": m.content or ""} for m in messages]
+        msgs = [
+            {
+                "role": "system"
+                if m.role == MessageRole.SYSTEM
+                else "assistant"
+                if m.role == MessageRole.ASSISTANT
+                else "user",
+                "content": m.content or "",
+            }
+            for m in messages
+        ]
         text = self._llm.complete(msgs, max_tokens=self.max_tokens, temperature=0.0)
         return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text))
 
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kw: Any) -> CompletionResponse:
-        text = self._llm.complete([{"role": "user", "content": prompt}], max_tokens=self.max_tokens, temperature=0.0)
+        text = self._llm.complete(
+            [{"role": "user", "content": prompt}], max_tokens=self.max_tokens, temperature=0.0
+        )
         return CompletionResponse(text=text)
 
     @llm_completion_callback()
-    def stream_complete(self, prompt: str, formatted: bool = False, **kw: Any) -> CompletionResponseGen:
+    def stream_complete(
+        self, prompt: str, formatted: bool = False, **kw: Any
+    ) -> CompletionResponseGen:
         yield self.complete(prompt)
 
 
@@ -115,9 +133,7 @@ class LlamaIndexBaseline:
         from llama_index.core.node_parser import SentenceSplitter
         from llama_index.core.query_engine import CitationQueryEngine
         from llama_index.vector_stores.qdrant import QdrantVectorStore
-        from qdrant_client import models
-
-        from qdrant_client import QdrantClient
+        from qdrant_client import QdrantClient, models
 
         # llama-index speaks qdrant-client: the app's server when it has one, else Qdrant's
         # in-memory local mode (the baseline's index is rebuilt for every run anyway).
@@ -139,19 +155,29 @@ class LlamaIndexBaseline:
 
         documents = SimpleDirectoryReader(str(app.settings.corpus), recursive=True).load_data()
         store = QdrantVectorStore(
-            client=client, collection_name=COLLECTION, enable_hybrid=True,
-            sparse_doc_fn=sparse_doc, sparse_query_fn=sparse_query,
+            client=client,
+            collection_name=COLLECTION,
+            enable_hybrid=True,
+            sparse_doc_fn=sparse_doc,
+            sparse_query_fn=sparse_query,
             sparse_config=models.SparseVectorParams(modifier=models.Modifier.IDF),
         )
         index = VectorStoreIndex.from_documents(
-            documents, storage_context=StorageContext.from_defaults(vector_store=store),
+            documents,
+            storage_context=StorageContext.from_defaults(vector_store=store),
             transformations=[SentenceSplitter(chunk_size=CHUNK_TOKENS, chunk_overlap=20)],
         )
         k = app.settings.context_passages
         self.engine = CitationQueryEngine.from_args(
-            index, retriever=index.as_retriever(vector_store_query_mode="hybrid", similarity_top_k=k,
-                                                sparse_top_k=k * 2, hybrid_top_k=k),
-            citation_chunk_size=4 * CHUNK_TOKENS, citation_qa_template=PromptTemplate(QA_TEMPLATE),
+            index,
+            retriever=index.as_retriever(
+                vector_store_query_mode="hybrid",
+                similarity_top_k=k,
+                sparse_top_k=k * 2,
+                hybrid_top_k=k,
+            ),
+            citation_chunk_size=4 * CHUNK_TOKENS,
+            citation_qa_template=PromptTemplate(QA_TEMPLATE),
         )
         self.model = app.llm().name
 
@@ -162,15 +188,34 @@ class LlamaIndexBaseline:
         text = str(response).strip()
         nodes = response.source_nodes
         abstained = bool(_DECLINES.search(text)) or not text
-        cited = sorted({int(n) for n in re.findall(r"\[(\d+)\]", text) if 1 <= int(n) <= len(nodes)})
+        cited = sorted(
+            {int(n) for n in re.findall(r"\[(\d+)\]", text) if 1 <= int(n) <= len(nodes)}
+        )
         return {
-            "question": question, "answer": text, "abstained": abstained,
-            "citations": [] if abstained else [
-                {"n": n, "source": nodes[n - 1].node.metadata.get("file_name", ""), "text": _source_text(nodes[n - 1])}
-                for n in cited],
-            "passages": [{"rank": i, "source": n.node.metadata.get("file_name", ""), "text": _source_text(n),
-                          "score": n.score or 0.0} for i, n in enumerate(nodes, 1)],
-            "mode": "llama-index hybrid", "model": self.model,
+            "question": question,
+            "answer": text,
+            "abstained": abstained,
+            "citations": []
+            if abstained
+            else [
+                {
+                    "n": n,
+                    "source": nodes[n - 1].node.metadata.get("file_name", ""),
+                    "text": _source_text(nodes[n - 1]),
+                }
+                for n in cited
+            ],
+            "passages": [
+                {
+                    "rank": i,
+                    "source": n.node.metadata.get("file_name", ""),
+                    "text": _source_text(n),
+                    "score": n.score or 0.0,
+                }
+                for i, n in enumerate(nodes, 1)
+            ],
+            "mode": "llama-index hybrid",
+            "model": self.model,
             "timings_ms": {"total": total},
         }
 

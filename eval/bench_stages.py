@@ -143,8 +143,14 @@ def payload_of(p, source: str) -> dict:
     from rag.normalise import dedup_key
 
     return {
-        "text": p.text, "context": p.context, "title": p.title, "section": p.section,
-        "kind": p.kind, "source": source, "sources": [source], "spans": {source: [p.start, p.end]},
+        "text": p.text,
+        "context": p.context,
+        "title": p.title,
+        "section": p.section,
+        "kind": p.kind,
+        "source": source,
+        "sources": [source],
+        "spans": {source: [p.start, p.end]},
         "content_hash": dedup_key(p.text),
     }
 
@@ -298,8 +304,13 @@ def embed_info(enc, groups, settings) -> dict:
     return {
         "batch_size": settings.embed_batch,
         "max_seq_length": int(enc.model.max_seq_length),
-        "wordpiece_tokens": {"mean": round(statistics.fmean(lens), 1), "p95": pct(lens, 95),
-                             "over_max_seq": round(sum(x > enc.model.max_seq_length for x in lens) / max(1, len(lens)), 3)},
+        "wordpiece_tokens": {
+            "mean": round(statistics.fmean(lens), 1),
+            "p95": pct(lens, 95),
+            "over_max_seq": round(
+                sum(x > enc.model.max_seq_length for x in lens) / max(1, len(lens)), 3
+            ),
+        },
         "sparse_chunks_s": round(len(texts) / sparse_s, 1) if sparse_s else None,
         "torch_threads": __import__("torch").get_num_threads(),
     }
@@ -324,8 +335,17 @@ def _instrument(app, timers: Timers) -> None:
     dense.encode = timers.wrap("dense_encode", dense.encode)
     sparse.encode = timers.wrap("sparse_encode", sparse.encode)
     store = app.store
-    for name in ("upsert", "get", "write_manifest_entry", "set_payloads", "read_manifest", "delete",
-                 "read_config", "drop", "ensure_collections"):
+    for name in (
+        "upsert",
+        "get",
+        "write_manifest_entry",
+        "set_payloads",
+        "read_manifest",
+        "delete",
+        "read_config",
+        "drop",
+        "ensure_collections",
+    ):
         setattr(store, name, timers.wrap("store_" + name, getattr(store, name)))
     ingest_mod.load = timers.wrap("load_file", ingest_mod.load)
     ingest_mod.chunk_document = timers.wrap("chunk", ingest_mod.chunk_document)
@@ -338,8 +358,15 @@ def _ingest_once(app, path: Path, timers: Timers | None) -> dict:
     t = time.perf_counter()
     report = app.ingest([path])
     wall = time.perf_counter() - t
-    out = {"wall_s": round(wall, 3), "files": report.files, "passages": report.passages, "added": report.added,
-           "unchanged_files": report.unchanged_files, "duplicates": report.duplicates, "skipped": len(report.skipped)}
+    out = {
+        "wall_s": round(wall, 3),
+        "files": report.files,
+        "passages": report.passages,
+        "added": report.added,
+        "unchanged_files": report.unchanged_files,
+        "duplicates": report.duplicates,
+        "skipped": len(report.skipped),
+    }
     if report.added and wall:
         out["ingest_chunks_s"] = round(report.added / wall, 2)
     if timers:
@@ -380,15 +407,23 @@ def stage_ingest(p: dict) -> dict:
     groups = ingest_groups(Path(p["corpus_dir"]), settings)
     guide_groups = ingest_groups(Path(p["guides_dir"]), settings)
     n = sum(len(g) for g in groups)
-    res = {"models_load_s": round(load_s, 2), "rss_after_models_mb": round(proc_status_mb("VmRSS"), 1)}
+    res = {
+        "models_load_s": round(load_s, 2),
+        "rss_after_models_mb": round(proc_status_mb("VmRSS"), 1),
+    }
     res["embed_info"] = embed_info(dense, groups, settings)
 
     keys, vecs, before_s = bare_embed(dense, groups)
     _instrument(app, timers)
     res["pydoc"] = _ingest_once(app, Path(p["corpus_dir"]), timers)
     _keys, _vecs, after_s = bare_embed(_Bare(dense), groups)
-    res["embed"] = {"passages": n, "batches": len(groups), "before_ingest_s": round(before_s, 2),
-                    "after_ingest_s": round(after_s, 2), "embed_s": round((before_s + after_s) / 2, 2)}
+    res["embed"] = {
+        "passages": n,
+        "batches": len(groups),
+        "before_ingest_s": round(before_s, 2),
+        "after_ingest_s": round(after_s, 2),
+        "embed_s": round((before_s + after_s) / 2, 2),
+    }
     res["embed"]["embed_chunks_s"] = round(n / res["embed"]["embed_s"], 2)
     t = time.perf_counter()
     res["pydoc_unchanged"] = _ingest_once(app, Path(p["corpus_dir"]), None)
@@ -396,8 +431,14 @@ def stage_ingest(p: dict) -> dict:
     app.close()
 
     gkeys, gvecs, g_s = bare_embed(_Bare(dense), guide_groups)
-    res["guides_embed"] = {"passages": len(gkeys), "embed_s": round(g_s, 2), "embed_chunks_s": round(len(gkeys) / g_s, 2)}
-    np.savez(root / "vectors.npz", keys=np.array(keys + gkeys), vectors=np.concatenate([vecs, gvecs]))
+    res["guides_embed"] = {
+        "passages": len(gkeys),
+        "embed_s": round(g_s, 2),
+        "embed_chunks_s": round(len(gkeys) / g_s, 2),
+    }
+    np.savez(
+        root / "vectors.npz", keys=np.array(keys + gkeys), vectors=np.concatenate([vecs, gvecs])
+    )
 
     gsettings = settings_for(Path(p["guides_data"]), corpus=Path(p["guides_dir"]))
     gapp = RagApp(gsettings, dense_encoder=dense)
@@ -408,8 +449,11 @@ def stage_ingest(p: dict) -> dict:
     t = time.perf_counter()
     cold = RagApp(gsettings)  # a new app: opens the store and reads the manifest again
     r = cold.ingest([Path(p["guides_dir"])])
-    res["guides_unchanged_cold"] = {"wall_s": round(time.perf_counter() - t, 3), "added": r.added,
-                                   "unchanged_files": r.unchanged_files}
+    res["guides_unchanged_cold"] = {
+        "wall_s": round(time.perf_counter() - t, 3),
+        "added": r.added,
+        "unchanged_files": r.unchanged_files,
+    }
     cold.close()
     return res
 
@@ -430,17 +474,27 @@ def stage_answers(p: dict) -> dict:
 
     settings = settings_for(Path(p["guides_data"]), corpus=Path(p["guides_dir"]), llm=p["model"])
     app = RagApp(settings)
-    app.search("warm up the retriever", expansion="")  # loads the embedding model and opens the store, not the LLM
+    app.search(
+        "warm up the retriever", expansion=""
+    )  # loads the embedding model and opens the store, not the LLM
     t = time.perf_counter()
     llm = app.llm()
     llm_load_s = time.perf_counter() - t
     L = llm._llm
-    res: dict = {"llm_load_s": round(llm_load_s, 2), "model": llm.name, "n_threads": L.n_threads,
-                 "n_batch": L.n_batch, "n_ctx": L.n_ctx()}
+    res: dict = {
+        "llm_load_s": round(llm_load_s, 2),
+        "model": llm.name,
+        "n_threads": L.n_threads,
+        "n_batch": L.n_batch,
+        "n_ctx": L.n_ctx(),
+    }
 
     # -- bare prefill: distinct ~500-token prompts, each on an emptied cache --------------
-    text = "\n\n".join(f.read_text(encoding="utf-8", errors="ignore")
-                       for f in sorted(Path(p["guides_dir"]).glob("*")) if f.is_file())
+    text = "\n\n".join(
+        f.read_text(encoding="utf-8", errors="ignore")
+        for f in sorted(Path(p["guides_dir"]).glob("*"))
+        if f.is_file()
+    )
     toks = L.tokenize(text.encode("utf-8"), add_bos=False, special=False)
     n = p["prefill_tokens"]
     rates = []
@@ -471,7 +525,9 @@ def stage_answers(p: dict) -> dict:
     orig_chat = llm.chat
 
     def chat(messages, **kw):
-        prompt = L.tokenize(llm.format_prompt(messages).encode("utf-8"), add_bos=False, special=True)
+        prompt = L.tokenize(
+            llm.format_prompt(messages).encode("utf-8"), add_bos=False, special=True
+        )
         cached = list(L._input_ids[: L.n_tokens])
         common = 0
         for a, b in zip(cached, prompt):
@@ -499,7 +555,9 @@ def stage_answers(p: dict) -> dict:
         wall = time.perf_counter() - t
         c = ans.checks or {}
         row = {
-            "i": i, "question": q[:80], "wall_s": round(wall, 3),
+            "i": i,
+            "question": q[:80],
+            "wall_s": round(wall, 3),
             "first_token_s": ans.timings_ms.get("first_token", 0) / 1000,
             "total_s": ans.timings_ms.get("total", 0) / 1000,
             "retrieve_s": ans.timings_ms.get("retrieve", 0) / 1000,
@@ -546,9 +604,11 @@ def _llm_threads_probe(L, toks, default_threads: int) -> dict:
 
     cores = os.cpu_count() or 1
     half = max(cores // 2, 1)
-    configs = {f"rag_default_{default_threads}/{default_threads}": (default_threads, default_threads),
-               f"llama_cpp_default_{half}/{cores}": (half, cores),
-               "single_1/1": (1, 1)}
+    configs = {
+        f"rag_default_{default_threads}/{default_threads}": (default_threads, default_threads),
+        f"llama_cpp_default_{half}/{cores}": (half, cores),
+        "single_1/1": (1, 1),
+    }
     runs: dict[str, list] = {k: [] for k in configs}
     for _ in range(2):
         for name, (nt, nb) in configs.items():
@@ -563,8 +623,13 @@ def _llm_threads_probe(L, toks, default_threads: int) -> dict:
                 L.eval([L.sample(temp=0.0)])
             runs[name].append((pf, 32 / (time.perf_counter() - t)))
     llama_cpp.llama_set_n_threads(L._ctx.ctx, default_threads, default_threads)
-    return {k: {"prefill_tok_s": [round(a, 1) for a, _ in v], "decode_tok_s": [round(b, 2) for _, b in v]}
-            for k, v in runs.items()}
+    return {
+        k: {
+            "prefill_tok_s": [round(a, 1) for a, _ in v],
+            "decode_tok_s": [round(b, 2) for _, b in v],
+        }
+        for k, v in runs.items()
+    }
 
 
 def stage_torch_threads(p: dict) -> dict:
@@ -584,7 +649,10 @@ def stage_torch_threads(p: dict) -> dict:
     texts = [f"{x[3]['context']}\n{x[3]['text']}" for x in pool]
     qs = gold_questions(12)
     default = torch.get_num_threads()
-    out = {"omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset)"), "default_threads": default}
+    out = {
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset)"),
+        "default_threads": default,
+    }
     for _rep in range(2):
         for th in (default, 1):
             torch.set_num_threads(th)
@@ -614,8 +682,10 @@ def _ttft(app, question: str, calls: list[dict]) -> dict:
                 break
     finally:
         stream.close()
-    return {"ttft_s": round(first, 3) if first is not None else None,
-            "cached_prefix": calls[-1]["cached_prefix"] if calls else None}
+    return {
+        "ttft_s": round(first, 3) if first is not None else None,
+        "cached_prefix": calls[-1]["cached_prefix"] if calls else None,
+    }
 
 
 def _queries(n: int, cache: Path | None = None):
@@ -657,7 +727,9 @@ def _open_backend(backend: str, settings):
 
     from rag.store_server import ServerStore
 
-    return ServerStore(QdrantClient(path=str(settings.legacy_index_path)), settings.collection, "local mode")
+    return ServerStore(
+        QdrantClient(path=str(settings.legacy_index_path)), settings.collection, "local mode"
+    )
 
 
 def _exact_top5(points, encoded) -> list[set[str]]:
@@ -687,8 +759,12 @@ def stage_store(p: dict) -> dict:
     data = Path(p["data_dir"])
     settings = settings_for(data)
     points = pool_points(Path(p["pool_path"]), Path(p["vectors_path"]), n)
-    res = {"backend": backend, "points": len(points), "real_dense_vectors": sum(1 for x in points if x[4]),
-           "copied_points": sum(1 for x in points if len(x) > 5 and x[5])}
+    res = {
+        "backend": backend,
+        "points": len(points),
+        "real_dense_vectors": sum(1 for x in points if x[4]),
+        "copied_points": sum(1 for x in points if len(x) > 5 and x[5]),
+    }
     cache = Path(p["root"]) / f"queries_{p['queries']}.pkl"
     _d, _s, texts, encoded, _ms = _queries(p["queries"], cache)
     exact = _exact_top5(points, encoded) if backend == "edge" else None
@@ -743,7 +819,10 @@ def stage_store(p: dict) -> dict:
         modes[mode] = {"search_ms": dist(e2e), "store_ms": dist(st)}
     res["modes"] = modes
     if exact is not None:
-        hits = sum(len({x.id for x in store.query("dense", dv, None, 5)} & want) for (dv, _), want in zip(encoded, exact))
+        hits = sum(
+            len({x.id for x in store.query("dense", dv, None, 5)} & want)
+            for (dv, _), want in zip(encoded, exact)
+        )
         res["dense_recall_at_5_vs_exact"] = round(hits / max(1, sum(len(w) for w in exact)), 3)
     store.close()
     res["disk_mb"] = round(sum(f.stat().st_size for f in data.rglob("*") if f.is_file()) / 2**20, 1)
@@ -751,8 +830,12 @@ def stage_store(p: dict) -> dict:
 
 
 STAGES = {
-    "prep": stage_prep, "ingest": stage_ingest, "answers": stage_answers, "torch_threads": stage_torch_threads,
-    "store": stage_store, "vectors": stage_vectors,
+    "prep": stage_prep,
+    "ingest": stage_ingest,
+    "answers": stage_answers,
+    "torch_threads": stage_torch_threads,
+    "store": stage_store,
+    "vectors": stage_vectors,
 }
 
 

@@ -23,10 +23,24 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-REQUIRED = {"id": str, "question": str, "answerable": bool, "evidence": list,
-            "answer_any": list, "sources": list}
-KINDS = {"fact", "table", "comparison", "multi_guide", "paraphrase", "exact_term",
-         "unanswerable", "injection"}
+REQUIRED = {
+    "id": str,
+    "question": str,
+    "answerable": bool,
+    "evidence": list,
+    "answer_any": list,
+    "sources": list,
+}
+KINDS = {
+    "fact",
+    "table",
+    "comparison",
+    "multi_guide",
+    "paraphrase",
+    "exact_term",
+    "unanswerable",
+    "injection",
+}
 BAD_CHARS = set("βΒ·\t\"'`‘’“”<>")
 
 
@@ -102,8 +116,11 @@ def check(gold: Path, corpus: Path) -> int:
                 problems.append(f"{where}: answerable but {key} is empty")
         question = rec["question"].lower()
         for group in rec["answer_any"]:
-            if not (isinstance(group, list) and group
-                    and all(isinstance(s, str) and s.strip() for s in group)):
+            if not (
+                isinstance(group, list)
+                and group
+                and all(isinstance(s, str) and s.strip() for s in group)
+            ):
                 problems.append(f"{where}: answer_any group {group!r} is not a list of strings")
                 continue
             echoed = [s for s in group if s.lower() in question]
@@ -128,8 +145,10 @@ def check(gold: Path, corpus: Path) -> int:
             if not found:
                 problems.append(f"{where}: evidence {snip!r} not found within one line/cell")
             elif not found & set(sources):
-                problems.append(f"{where}: evidence {snip!r} is in {sorted(found)}, "
-                                f"none of which is listed in sources")
+                problems.append(
+                    f"{where}: evidence {snip!r} is in {sorted(found)}, "
+                    f"none of which is listed in sources"
+                )
             holding |= found
         extra = holding - set(sources)
         if extra:

@@ -38,19 +38,32 @@ def load_claims(path: Path) -> list[Claim]:
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as exc:
-        raise BadInput(f"cannot read the claim set {path}: {exc.strerror or exc}", "check the path") from None
+        raise BadInput(
+            f"cannot read the claim set {path}: {exc.strerror or exc}", "check the path"
+        ) from None
     out = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             r = json.loads(line)
-            out.append(Claim(str(r["id"]), str(r.get("corpus", "")), str(r.get("question", "")), str(r["passage"]),
-                             str(r["sentence"]), bool(r["supported"]), str(r.get("category", "")),
-                             str(r.get("split", "dev"))))
+            out.append(
+                Claim(
+                    str(r["id"]),
+                    str(r.get("corpus", "")),
+                    str(r.get("question", "")),
+                    str(r["passage"]),
+                    str(r["sentence"]),
+                    bool(r["supported"]),
+                    str(r.get("category", "")),
+                    str(r.get("split", "dev")),
+                )
+            )
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise BadInput(f"{path}:{n}: not a claim ({type(exc).__name__}: {exc})",
-                           "see eval/claims.md for the format") from None
+            raise BadInput(
+                f"{path}:{n}: not a claim ({type(exc).__name__}: {exc})",
+                "see eval/claims.md for the format",
+            ) from None
     if not out:
         raise BadInput(f"the claim set {path} holds no claims")
     return out
@@ -65,9 +78,23 @@ def passage_hit(passage: str):
     context, text = "", passage
     if len(lines) == 2 and "\t" in lines[0] and "\t" in lines[1]:
         # As the chunker stores a row: its header in the context (rag/chunking.py).
-        context, text = "Table columns: " + " | ".join(c.strip() for c in lines[0].split("\t")), lines[1]
-    return Hit(id="c", rank=1, score=1.0, text=text, context=context, source="", title="", section="",
-               kind="table_row" if context else "prose", start=0, end=len(text))
+        context, text = (
+            "Table columns: " + " | ".join(c.strip() for c in lines[0].split("\t")),
+            lines[1],
+        )
+    return Hit(
+        id="c",
+        rank=1,
+        score=1.0,
+        text=text,
+        context=context,
+        source="",
+        title="",
+        section="",
+        kind="table_row" if context else "prose",
+        start=0,
+        end=len(text),
+    )
 
 
 def lexical_checker(dense=None, sparse=None) -> Callable[[Claim], bool]:
@@ -101,7 +128,9 @@ def judge_probabilities(claims: list[Claim], llm, progress: bool = True) -> list
     return out
 
 
-def choose_threshold(claims: list[Claim], probs: list[float], max_false_accept: float | None = None) -> float:
+def choose_threshold(
+    claims: list[Claim], probs: list[float], max_false_accept: float | None = None
+) -> float:
     """A threshold chosen on the dev split alone, never the test split. By default the one
     with the fewest errors of both kinds (false-accept rate + false-reject rate); with
     `max_false_accept`, the lowest threshold that keeps false accepts within it."""
@@ -140,8 +169,12 @@ def score(claims: list[Claim], accept: Callable[[Claim], bool]) -> dict:
     for key, t in per_split.items():
         out["splits"][key] = {
             "claims": t["supported"] + t["unsupported"],
-            "false_accept_rate": round(t["false_accept"] / t["unsupported"], 4) if t["unsupported"] else None,
-            "false_reject_rate": round(t["false_reject"] / t["supported"], 4) if t["supported"] else None,
+            "false_accept_rate": round(t["false_accept"] / t["unsupported"], 4)
+            if t["unsupported"]
+            else None,
+            "false_reject_rate": round(t["false_reject"] / t["supported"], 4)
+            if t["supported"]
+            else None,
         }
     for cat, t in sorted(per_cat.items()):
         out["categories"][cat] = {"claims": t["n"], "error_rate": round(t["wrong"] / t["n"], 4)}
@@ -149,11 +182,17 @@ def score(claims: list[Claim], accept: Callable[[Claim], bool]) -> dict:
 
 
 def format_scores(label: str, result: dict) -> str:
-    lines = [f"checker: {label}", "| split | claims | false accepts | false rejects |", "|---|---|---|---|"]
+    lines = [
+        f"checker: {label}",
+        "| split | claims | false accepts | false rejects |",
+        "|---|---|---|---|",
+    ]
     for key in ("dev", "test", "all"):
         r = result["splits"].get(key)
         if r:
-            lines.append(f"| {key} | {r['claims']} | {_pct(r['false_accept_rate'])} | {_pct(r['false_reject_rate'])} |")
+            lines.append(
+                f"| {key} | {r['claims']} | {_pct(r['false_accept_rate'])} | {_pct(r['false_reject_rate'])} |"
+            )
     lines += ["", "| category | claims | wrong |", "|---|---|---|"]
     for cat, r in result["categories"].items():
         lines.append(f"| {cat} | {r['claims']} | {_pct(r['error_rate'])} |")
@@ -171,7 +210,11 @@ def measure_candidates(app, path: Path, lexical_only: bool = False) -> tuple[str
     lexical = lexical_checker(app.dense, app.sparse)
     lex = {c.id: lexical(c) for c in claims}
     results = {"lexical": score(claims, lambda c: lex[c.id]), "lexical_verdicts": lex}
-    texts = [format_scores("lexical (rag.verify.Verifier: words, names, numbers, MiniLM)", results["lexical"])]
+    texts = [
+        format_scores(
+            "lexical (rag.verify.Verifier: words, names, numbers, MiniLM)", results["lexical"]
+        )
+    ]
     if not lexical_only:
         llm = app.judge_llm()
         probs = dict(zip((c.id for c in claims), judge_probabilities(claims, llm)))
@@ -181,13 +224,24 @@ def measure_candidates(app, path: Path, lexical_only: bool = False) -> tuple[str
         strict = choose_threshold(claims, ranked, max_false_accept=0.03)
         results["judge"] = score(claims, lambda c: probs[c.id] >= shipped)
         results["judge"].update(threshold=shipped, chosen_on_dev=chosen, strict_on_dev=strict)
-        results["judge, false accepts <= 3 % on dev"] = score(claims, lambda c: probs[c.id] >= strict)
+        results["judge, false accepts <= 3 % on dev"] = score(
+            claims, lambda c: probs[c.id] >= strict
+        )
         results["lexical+judge"] = score(claims, lambda c: lex[c.id] and probs[c.id] >= shipped)
         results["probabilities"] = probs
-        texts.append(format_scores(
-            f"LLM judge ({llm.name}, P(yes) >= {shipped:.3f}, RAG_JUDGE_THRESHOLD; fewest errors on dev: {chosen:.3f})",
-            results["judge"]))
-        texts.append(format_scores(f"LLM judge at P(yes) >= {strict:.3f} (false accepts <= 3 % on dev)",
-                                   results["judge, false accepts <= 3 % on dev"]))
-        texts.append(format_scores("lexical and LLM judge (both must accept)", results["lexical+judge"]))
+        texts.append(
+            format_scores(
+                f"LLM judge ({llm.name}, P(yes) >= {shipped:.3f}, RAG_JUDGE_THRESHOLD; fewest errors on dev: {chosen:.3f})",
+                results["judge"],
+            )
+        )
+        texts.append(
+            format_scores(
+                f"LLM judge at P(yes) >= {strict:.3f} (false accepts <= 3 % on dev)",
+                results["judge, false accepts <= 3 % on dev"],
+            )
+        )
+        texts.append(
+            format_scores("lexical and LLM judge (both must accept)", results["lexical+judge"])
+        )
     return "\n\n".join(texts), results

@@ -41,8 +41,21 @@ def main(argv: list[str] | None = None) -> None:
         for wd in DENSE_WEIGHTS:
             vec = dense_query(question_vec, guess_vec if guess else None, wd)
             for wt in TERM_WEIGHTS:
-                points = app.store.query("hybrid", vec.tolist(), keyword_query(sparse, q.question, guess, wt), RETRIEVAL_DEPTH, {})
-                rank = next((i for i, p in enumerate(points, 1) if holds_evidence(p.payload["text"], q.evidence)), None)
+                points = app.store.query(
+                    "hybrid",
+                    vec.tolist(),
+                    keyword_query(sparse, q.question, guess, wt),
+                    RETRIEVAL_DEPTH,
+                    {},
+                )
+                rank = next(
+                    (
+                        i
+                        for i, p in enumerate(points, 1)
+                        if holds_evidence(p.payload["text"], q.evidence)
+                    ),
+                    None,
+                )
                 ranks.setdefault((wd, wt), []).append(rank)
     app.close()
     print(f"{len(gold)} answerable questions, hybrid, top {RETRIEVAL_DEPTH}")

@@ -27,20 +27,31 @@ def load_gold(path: Path) -> list[GoldQuestion]:
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as exc:
-        raise BadInput(f"cannot read the gold file {path}: {exc.strerror or exc}", "check the path") from None
+        raise BadInput(
+            f"cannot read the gold file {path}: {exc.strerror or exc}", "check the path"
+        ) from None
     out = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
-            out.append(GoldQuestion(
-                id=str(rec["id"]), question=str(rec["question"]), answerable=bool(rec["answerable"]),
-                evidence=list(rec.get("evidence", [])), answer_any=[list(g) for g in rec.get("answer_any", [])],
-                sources=list(rec.get("sources", [])), kind=str(rec.get("kind", "")),
-            ))
+            out.append(
+                GoldQuestion(
+                    id=str(rec["id"]),
+                    question=str(rec["question"]),
+                    answerable=bool(rec["answerable"]),
+                    evidence=list(rec.get("evidence", [])),
+                    answer_any=[list(g) for g in rec.get("answer_any", [])],
+                    sources=list(rec.get("sources", [])),
+                    kind=str(rec.get("kind", "")),
+                )
+            )
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise BadInput(f"{path}:{n}: not a gold question ({type(exc).__name__}: {exc})", "see CONTRACTS.md §2 for the format") from None
+            raise BadInput(
+                f"{path}:{n}: not a gold question ({type(exc).__name__}: {exc})",
+                "see CONTRACTS.md §2 for the format",
+            ) from None
     if not out:
         raise BadInput(f"the gold file {path} holds no questions")
     return out

@@ -89,7 +89,9 @@ def wait_until_up(url: str, proc: subprocess.Popen | None, timeout: float) -> No
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise SystemExit(f"load: the server exited with code {proc.returncode} before it was up (see its log)")
+            raise SystemExit(
+                f"load: the server exited with code {proc.returncode} before it was up (see its log)"
+            )
         try:
             with urllib.request.urlopen(url, timeout=5) as resp:
                 if resp.status == 200:
@@ -109,7 +111,9 @@ def start_server(args, log_path: Path) -> tuple[subprocess.Popen, str]:
     env = dict(os.environ)
     env.pop("RAG_UI_AUTH", None)  # a local server; the client does not log in
     log = open(log_path, "w")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     return proc, f"http://127.0.0.1:{port}/"
 
 
@@ -158,8 +162,15 @@ class Stats:
             self.unfinished += 1
 
 
-def user(n: int, url: str, questions: list[str], deadline: float, hard_stop: float, stats: Stats,
-         seed: int) -> None:
+def user(
+    n: int,
+    url: str,
+    questions: list[str],
+    deadline: float,
+    hard_stop: float,
+    stats: Stats,
+    seed: int,
+) -> None:
     from gradio_client import Client
 
     rng = random.Random(seed * 1000 + n)
@@ -211,19 +222,43 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--users", type=int, default=20, help="simulated users (default 20)")
-    p.add_argument("--seconds", type=float, default=300, help="how long users keep asking (default 300)")
-    p.add_argument("--grace", type=float, default=180,
-                   help="after --seconds, how long answers in flight may take before they are cancelled (default 180)")
-    p.add_argument("--model", help="model preset (or .gguf) for the server this script starts (rag ui --model)")
-    p.add_argument("--url", help="use this running `rag ui` instead of starting one (127.0.0.1/localhost only)")
-    p.add_argument("--server-pid", type=int, help="with --url: the server's pid, for its memory (found from the port otherwise)")
+    p.add_argument(
+        "--seconds", type=float, default=300, help="how long users keep asking (default 300)"
+    )
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=180,
+        help="after --seconds, how long answers in flight may take before they are cancelled (default 180)",
+    )
+    p.add_argument(
+        "--model", help="model preset (or .gguf) for the server this script starts (rag ui --model)"
+    )
+    p.add_argument(
+        "--url", help="use this running `rag ui` instead of starting one (127.0.0.1/localhost only)"
+    )
+    p.add_argument(
+        "--server-pid",
+        type=int,
+        help="with --url: the server's pid, for its memory (found from the port otherwise)",
+    )
     p.add_argument("--data-dir", type=Path, help="RAG_DATA_DIR for the server this script starts")
-    p.add_argument("--port", type=int, help="port for the server this script starts (default: a free one)")
-    p.add_argument("--startup-timeout", type=float, default=600, help="wait this long for the server to come up (default 600)")
-    p.add_argument("--gold", type=Path, default=DEFAULT_GOLD, help="questions, JSONL (default eval/gold.jsonl)")
+    p.add_argument(
+        "--port", type=int, help="port for the server this script starts (default: a free one)"
+    )
+    p.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=600,
+        help="wait this long for the server to come up (default 600)",
+    )
+    p.add_argument(
+        "--gold", type=Path, default=DEFAULT_GOLD, help="questions, JSONL (default eval/gold.jsonl)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, dest="json_out", help="write the report here as JSON")
     args = p.parse_args(argv)
@@ -232,7 +267,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.url:
         host = urlparse(args.url).hostname or ""
         if host not in LOCAL_HOSTS:
-            p.error(f"--url must point to this machine (127.0.0.1, ::1 or localhost), not {host or args.url!r}")
+            p.error(
+                f"--url must point to this machine (127.0.0.1, ::1 or localhost), not {host or args.url!r}"
+            )
         if args.model or args.data_dir:
             p.error("--model and --data-dir configure a server this script starts; not with --url")
     return args
@@ -271,8 +308,15 @@ def run(args: argparse.Namespace) -> dict:
         began = time.monotonic()
         deadline = began + args.seconds
         hard_stop = deadline + args.grace
-        threads = [threading.Thread(target=user, args=(n, url, questions, deadline, hard_stop, stats, args.seed),
-                                    daemon=True, name=f"user-{n}") for n in range(args.users)]
+        threads = [
+            threading.Thread(
+                target=user,
+                args=(n, url, questions, deadline, hard_stop, stats, args.seed),
+                daemon=True,
+                name=f"user-{n}",
+            )
+            for n in range(args.users)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -288,8 +332,13 @@ def run(args: argparse.Namespace) -> dict:
     lat = stats.latencies
     report = {
         "url": url,
-        "config": {"users": args.users, "seconds": args.seconds, "grace_s": args.grace,
-                   "model": args.model or ("(server's)" if args.url else "(default)"), "seed": args.seed},
+        "config": {
+            "users": args.users,
+            "seconds": args.seconds,
+            "grace_s": args.grace,
+            "model": args.model or ("(server's)" if args.url else "(default)"),
+            "seed": args.seed,
+        },
         "served": len(lat),
         "errors": len(stats.errors),
         "error_samples": stats.errors[:10],
@@ -299,10 +348,20 @@ def run(args: argparse.Namespace) -> dict:
         "startup_s": round(startup_s, 1),
         "warmup_s": round(warmup_s, 1),
         "throughput_per_min": round(len(lat) / elapsed * 60, 2) if elapsed else 0.0,
-        "latency_s": {"p50": round(percentile(lat, 0.50), 2), "p95": round(percentile(lat, 0.95), 2),
-                      "max": round(max(lat), 2) if lat else 0.0, "mean": round(sum(lat) / len(lat), 2) if lat else 0.0},
-        "rss_mb": {"ready": mb(rss_ready), "start": mb(rss_start), "end": mb(rss_end),
-                   "growth_pct": round((rss_end - rss_start) / rss_start * 100, 1) if rss_start and rss_end else None},
+        "latency_s": {
+            "p50": round(percentile(lat, 0.50), 2),
+            "p95": round(percentile(lat, 0.95), 2),
+            "max": round(max(lat), 2) if lat else 0.0,
+            "mean": round(sum(lat) / len(lat), 2) if lat else 0.0,
+        },
+        "rss_mb": {
+            "ready": mb(rss_ready),
+            "start": mb(rss_start),
+            "end": mb(rss_end),
+            "growth_pct": round((rss_end - rss_start) / rss_start * 100, 1)
+            if rss_start and rss_end
+            else None,
+        },
         "server_alive_at_end": server_alive,
         "server_pid": pid,
     }

@@ -64,20 +64,30 @@ def summarise(rows: list[dict]) -> dict:
     """rows: one per question, each with "answerable" and "metrics"."""
     answerable = [r["metrics"] for r in rows if r["answerable"]]
     unanswerable = [r["metrics"] for r in rows if not r["answerable"]]
-    s: dict = {"questions": len(rows), "answerable": len(answerable), "unanswerable": len(unanswerable)}
+    s: dict = {
+        "questions": len(rows),
+        "answerable": len(answerable),
+        "unanswerable": len(unanswerable),
+    }
     for key in ("hit@1", "hit@5", "mrr", "ndcg@5"):
         s[key] = _mean(m.get(key) for m in answerable)
     if any("correct" in m for m in answerable):
         s["correctness"] = _mean(m.get("correct") for m in answerable)
         # Over every question that cited anything: an answer to an unanswerable question
         # brings its citations into the count.
-        s["citation_precision"] = _mean(m.get("citation_precision") for m in answerable + unanswerable)
-        s["citation_recall"] = _mean(m.get("citation_recall") for m in answerable if not m.get("abstained"))
+        s["citation_precision"] = _mean(
+            m.get("citation_precision") for m in answerable + unanswerable
+        )
+        s["citation_recall"] = _mean(
+            m.get("citation_recall") for m in answerable if not m.get("abstained")
+        )
         s["false_refusal_rate"] = _mean(m.get("false_refusal") for m in answerable)
     if any("refused_correctly" in m for m in unanswerable):
         s["refusal_rate"] = _mean(m.get("refused_correctly") for m in unanswerable)
     for stage in ("expand", "retrieve", "first_token", "total"):
-        values = [r["timings_ms"][stage] for r in rows if r.get("timings_ms", {}).get(stage) is not None]
+        values = [
+            r["timings_ms"][stage] for r in rows if r.get("timings_ms", {}).get(stage) is not None
+        ]
         if values:
             s[f"{stage}_ms_p50"] = percentile(values, 50)
             s[f"{stage}_ms_p95"] = percentile(values, 95)

@@ -47,14 +47,27 @@ class NaiveRetriever:
                 self.texts.extend(line_chunks(doc.text))
         self.client = QdrantClient(":memory:")
         self.client.create_collection(
-            "naive", vectors_config={"dense": models.VectorParams(size=dense.dim, distance=models.Distance.COSINE)},
+            "naive",
+            vectors_config={
+                "dense": models.VectorParams(size=dense.dim, distance=models.Distance.COSINE)
+            },
             sparse_vectors_config={"bm25": models.SparseVectorParams(modifier=models.Modifier.IDF)},
         )
         vectors = dense.encode(self.texts)
         points = []
-        for i, (text, vec, (idx, val)) in enumerate(zip(self.texts, vectors, sparse.encode(self.texts))):
-            points.append(models.PointStruct(id=i, payload={"text": text}, vector={
-                "dense": vec.tolist(), "bm25": models.SparseVector(indices=idx, values=val)}))
+        for i, (text, vec, (idx, val)) in enumerate(
+            zip(self.texts, vectors, sparse.encode(self.texts))
+        ):
+            points.append(
+                models.PointStruct(
+                    id=i,
+                    payload={"text": text},
+                    vector={
+                        "dense": vec.tolist(),
+                        "bm25": models.SparseVector(indices=idx, values=val),
+                    },
+                )
+            )
         self.client.upload_points("naive", points, batch_size=256)
 
     def search(self, query: str, top_k: int = 10) -> list[dict]:
@@ -62,8 +75,19 @@ class NaiveRetriever:
         idx, val = self.sparse.encode_query(query)
         result = self.client.query_points(
             "naive",
-            prefetch=[m.Prefetch(query=self.dense.encode_query(query).tolist(), using="dense", limit=top_k * 2),
-                      m.Prefetch(query=m.SparseVector(indices=idx, values=val), using="bm25", limit=top_k * 2)],
-            query=m.FusionQuery(fusion=m.Fusion.RRF), limit=top_k, with_payload=True,
+            prefetch=[
+                m.Prefetch(
+                    query=self.dense.encode_query(query).tolist(), using="dense", limit=top_k * 2
+                ),
+                m.Prefetch(
+                    query=m.SparseVector(indices=idx, values=val), using="bm25", limit=top_k * 2
+                ),
+            ],
+            query=m.FusionQuery(fusion=m.Fusion.RRF),
+            limit=top_k,
+            with_payload=True,
         )
-        return [{"rank": r, "text": p.payload["text"], "score": p.score} for r, p in enumerate(result.points, 1)]
+        return [
+            {"rank": r, "text": p.payload["text"], "score": p.score}
+            for r, p in enumerate(result.points, 1)
+        ]

@@ -5,14 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 METRICS = [
-    ("hit@1", "Retrieval hit@1"), ("hit@5", "Retrieval hit@5"), ("mrr", "Retrieval MRR"), ("ndcg@5", "Retrieval nDCG@5"),
-    ("correctness", "Answer correctness"), ("citation_precision", "Citation precision"),
-    ("citation_recall", "Citation recall"), ("refusal_rate", "Refusal rate (unanswerable)"),
+    ("hit@1", "Retrieval hit@1"),
+    ("hit@5", "Retrieval hit@5"),
+    ("mrr", "Retrieval MRR"),
+    ("ndcg@5", "Retrieval nDCG@5"),
+    ("correctness", "Answer correctness"),
+    ("citation_precision", "Citation precision"),
+    ("citation_recall", "Citation recall"),
+    ("refusal_rate", "Refusal rate (unanswerable)"),
     ("false_refusal_rate", "False refusals (answerable)"),
-    ("expand_ms_p50", "Query expansion ms p50"), ("expand_ms_p95", "Query expansion ms p95"),
-    ("retrieve_ms_p50", "Retrieval ms p50"), ("retrieve_ms_p95", "Retrieval ms p95"),
-    ("first_token_ms_p50", "First token ms p50"), ("first_token_ms_p95", "First token ms p95"),
-    ("total_ms_p50", "Total ms p50"), ("total_ms_p95", "Total ms p95"),
+    ("expand_ms_p50", "Query expansion ms p50"),
+    ("expand_ms_p95", "Query expansion ms p95"),
+    ("retrieve_ms_p50", "Retrieval ms p50"),
+    ("retrieve_ms_p95", "Retrieval ms p95"),
+    ("first_token_ms_p50", "First token ms p50"),
+    ("first_token_ms_p95", "First token ms p95"),
+    ("total_ms_p50", "Total ms p50"),
+    ("total_ms_p95", "Total ms p95"),
 ]
 
 
@@ -31,7 +40,9 @@ def summary_table(summaries: list[dict]) -> str:
     for key, name in METRICS:
         if any(s.get(key) is not None for s in summaries):
             lines.append(f"| {name} | " + " | ".join(_fmt(s.get(key)) for s in summaries) + " |")
-    lines.append("| questions | " + " | ".join(str(s.get("questions", "")) for s in summaries) + " |")
+    lines.append(
+        "| questions | " + " | ".join(str(s.get("questions", "")) for s in summaries) + " |"
+    )
     return "\n".join(lines)
 
 
@@ -41,13 +52,24 @@ def chart(path: Path, summaries: list[dict]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [(k, n) for k, n in METRICS if not k.endswith(("_p50", "_p95")) and any(s.get(k) is not None for s in summaries)]
+    keys = [
+        (k, n)
+        for k, n in METRICS
+        if not k.endswith(("_p50", "_p95")) and any(s.get(k) is not None for s in summaries)
+    ]
     fig, ax = plt.subplots(figsize=(max(6, len(keys) * 1.1), 3.6), dpi=90)
     width = 0.8 / max(1, len(summaries))
     for i, s in enumerate(summaries):
-        ax.bar([j + i * width for j in range(len(keys))], [s.get(k) or 0 for k, _ in keys], width, label=s.get("config", ""))
+        ax.bar(
+            [j + i * width for j in range(len(keys))],
+            [s.get(k) or 0 for k, _ in keys],
+            width,
+            label=s.get("config", ""),
+        )
     ax.set_xticks([j + width * (len(summaries) - 1) / 2 for j in range(len(keys))])
-    ax.set_xticklabels([n.replace(" (", "\n(") for _, n in keys], fontsize=7, rotation=20, ha="right")
+    ax.set_xticklabels(
+        [n.replace(" (", "\n(") for _, n in keys], fontsize=7, rotation=20, ha="right"
+    )
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
@@ -83,14 +105,29 @@ def misses(rows: list[dict]) -> list[str]:
             out.append("\n**Expected evidence:** " + " / ".join(f"“{e}”" for e in r["evidence"]))
         top = r.get("passages", [])[:3]
         if top and m.get("hit@5") == 0.0:
-            out.append("\n**Top passages:**\n" + "\n".join(f"{p['rank']}. `{p['source']}`: {' '.join(p['text'].split())[:200]}" for p in top))
+            out.append(
+                "\n**Top passages:**\n"
+                + "\n".join(
+                    f"{p['rank']}. `{p['source']}`: {' '.join(p['text'].split())[:200]}"
+                    for p in top
+                )
+            )
         out.append("")
     return out
 
 
-def write_markdown(path: Path, summaries: list[dict], rows: list[dict], title: str = "Evaluation report") -> None:
+def write_markdown(
+    path: Path, summaries: list[dict], rows: list[dict], title: str = "Evaluation report"
+) -> None:
     chart(path.with_name("metrics.png"), summaries)
-    lines = [f"# {title}", "", summary_table(summaries), "", "![metrics per configuration](metrics.png)", ""]
+    lines = [
+        f"# {title}",
+        "",
+        summary_table(summaries),
+        "",
+        "![metrics per configuration](metrics.png)",
+        "",
+    ]
     missed = misses(rows)
     lines += ["## Misses", "", *(missed or ["None."])]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -16,8 +16,13 @@ RETRIEVAL_DEPTH = 10
 
 
 def run_questions(
-    app, gold: list[GoldQuestion], retrieval_only: bool = False, mode: str | None = None,
-    on_row: Callable[[dict], None] | None = None, progress: bool = True, ask: Callable[[str], dict] | None = None,
+    app,
+    gold: list[GoldQuestion],
+    retrieval_only: bool = False,
+    mode: str | None = None,
+    on_row: Callable[[dict], None] | None = None,
+    progress: bool = True,
+    ask: Callable[[str], dict] | None = None,
     desc: str = "eval",
 ) -> list[dict]:
     """`ask` replaces the app's answer path (the llama-index baseline)."""
@@ -34,8 +39,12 @@ def run_questions(
             expand_ms = int((time.perf_counter() - started) * 1000)
             hits = app.search(q.question, mode=mode, top_k=RETRIEVAL_DEPTH, expansion=expansion)
             ms = int((time.perf_counter() - started) * 1000)
-            result = {"question": q.question, "passages": [h.to_json() for h in hits], "mode": mode or app.settings.mode,
-                      "timings_ms": {"retrieve": ms - expand_ms, "expand": expand_ms, "total": ms}}
+            result = {
+                "question": q.question,
+                "passages": [h.to_json() for h in hits],
+                "mode": mode or app.settings.mode,
+                "timings_ms": {"retrieve": ms - expand_ms, "expand": expand_ms, "total": ms},
+            }
             if expansion:
                 result["expansion"] = expansion
         elif ask is not None:
@@ -45,8 +54,15 @@ def run_questions(
         metrics = retrieval_metrics(q, result["passages"]) if q.answerable else {}
         if not retrieval_only:
             metrics.update(answer_metrics(q, result))
-        row = dict(result, id=q.id, kind=q.kind, answerable=q.answerable, evidence=q.evidence,
-                   answer_any=q.answer_any, metrics=metrics)
+        row = dict(
+            result,
+            id=q.id,
+            kind=q.kind,
+            answerable=q.answerable,
+            evidence=q.evidence,
+            answer_any=q.answer_any,
+            metrics=metrics,
+        )
         rows.append(row)
         if on_row:
             on_row(row)
@@ -68,7 +84,9 @@ COMPARE = [
 ]
 
 
-def run_compare(app, gold_path: Path, out_dir: Path, limit: int | None = None, retrieval_only: bool = False) -> list[dict]:
+def run_compare(
+    app, gold_path: Path, out_dir: Path, limit: int | None = None, retrieval_only: bool = False
+) -> list[dict]:
     """Every configuration on the same gold set, side by side; the first is the reference."""
     gold = load_gold(gold_path)[: limit or None]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -88,17 +106,26 @@ def run_compare(app, gold_path: Path, out_dir: Path, limit: int | None = None, r
         summary["config"] = label
         summaries.append(summary)
         first_rows = first_rows or rows
-        (out_dir / f"{_slug(label)}.json").write_text(json.dumps({"summary": summary, "questions": rows}, ensure_ascii=False, indent=1), encoding="utf-8")
+        (out_dir / f"{_slug(label)}.json").write_text(
+            json.dumps({"summary": summary, "questions": rows}, ensure_ascii=False, indent=1),
+            encoding="utf-8",
+        )
     report = {"summary": summaries[0], "questions": first_rows, "configs": summaries}
-    (out_dir / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    (out_dir / "report.json").write_text(
+        json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8"
+    )
     from eval.report import write_markdown
 
-    write_markdown(out_dir / "report.md", summaries, first_rows, title="Evaluation: configurations compared")
+    write_markdown(
+        out_dir / "report.md", summaries, first_rows, title="Evaluation: configurations compared"
+    )
     return summaries
 
 
 def _slug(label: str) -> str:
-    return "-".join("".join(ch if ch.isalnum() or ch == "." else " " for ch in label.lower()).split())
+    return "-".join(
+        "".join(ch if ch.isalnum() or ch == "." else " " for ch in label.lower()).split()
+    )
 
 
 def naive_rows(app, gold: list[GoldQuestion]) -> list[dict]:
@@ -109,8 +136,15 @@ def naive_rows(app, gold: list[GoldQuestion]) -> list[dict]:
     rows = []
     for q in gold:
         passages = naive.search(q.question, RETRIEVAL_DEPTH)
-        rows.append({"id": q.id, "question": q.question, "answerable": q.answerable, "passages": passages,
-                     "metrics": retrieval_metrics(q, passages) if q.answerable else {}})
+        rows.append(
+            {
+                "id": q.id,
+                "question": q.question,
+                "answerable": q.answerable,
+                "passages": passages,
+                "metrics": retrieval_metrics(q, passages) if q.answerable else {},
+            }
+        )
     return rows
 
 
@@ -127,18 +161,34 @@ def run_retrieval_table(app, gold_path: Path, out_dir: Path, limit: int | None =
         summaries.append(summary)
         reference = reference or rows
     summary = summarise(naive_rows(app, gold))
-    summary.update(config="naive baseline (500-char chunks, MiniLM + BM25, RRF)", gold=str(gold_path))
+    summary.update(
+        config="naive baseline (500-char chunks, MiniLM + BM25, RRF)", gold=str(gold_path)
+    )
     summaries.append(summary)
     report = {"summary": summaries[0], "questions": reference, "configs": summaries}
-    (out_dir / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    (out_dir / "report.json").write_text(
+        json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8"
+    )
     from eval.report import write_markdown
 
-    write_markdown(out_dir / "report.md", summaries, reference, title="Evaluation: retrieval, every mode and the naive baseline")
+    write_markdown(
+        out_dir / "report.md",
+        summaries,
+        reference,
+        title="Evaluation: retrieval, every mode and the naive baseline",
+    )
     return report
 
 
-def run_eval(app, gold_path: Path, out_dir: Path, retrieval_only: bool = False, mode: str | None = None,
-             limit: int | None = None, label: str = "") -> dict:
+def run_eval(
+    app,
+    gold_path: Path,
+    out_dir: Path,
+    retrieval_only: bool = False,
+    mode: str | None = None,
+    limit: int | None = None,
+    label: str = "",
+) -> dict:
     gold = load_gold(gold_path)[: limit or None]
     out_dir.mkdir(parents=True, exist_ok=True)
     partial = out_dir / "questions.jsonl"
@@ -152,7 +202,9 @@ def run_eval(app, gold_path: Path, out_dir: Path, retrieval_only: bool = False, 
     summary = summarise(rows)
     summary.update(config=label or describe(app, mode, retrieval_only), gold=str(gold_path))
     report = {"summary": summary, "questions": rows}
-    (out_dir / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    (out_dir / "report.json").write_text(
+        json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8"
+    )
     from eval.report import write_markdown
 
     write_markdown(out_dir / "report.md", [summary], rows)

@@ -32,7 +32,25 @@ _REFUSAL_HINTS = re.compile(
 )
 
 
-_ABBREVIATIONS = {"dr", "mr", "mrs", "ms", "prof", "st", "vs", "al", "etc", "eg", "ie", "fig", "no", "jr", "sr", "inc", "approx"}
+_ABBREVIATIONS = {
+    "dr",
+    "mr",
+    "mrs",
+    "ms",
+    "prof",
+    "st",
+    "vs",
+    "al",
+    "etc",
+    "eg",
+    "ie",
+    "fig",
+    "no",
+    "jr",
+    "sr",
+    "inc",
+    "approx",
+}
 
 
 def _is_abbreviation(text: str, dot: int) -> bool:
@@ -60,7 +78,7 @@ def settled_end(streamed: str) -> int | None:
     spaces, brackets and digits may be the marker of the last sentence ("… videos. [1]"),
     still arriving, so that sentence waits for the next word."""
     ends = sentence_ends(streamed)
-    if ends and re.search(r"[^\W\d_]", streamed[ends[-1]:]):
+    if ends and re.search(r"[^\W\d_]", streamed[ends[-1] :]):
         return ends[-1]
     return None
 
@@ -111,46 +129,98 @@ class Answerer:
         self.dense = dense
         self.sparse = sparse
 
-    def stream(self, question: str, hits: list[Hit], retrieve_ms: int, mode: str,
-               history: list[dict] | None = None, standalone: str = "", started: float | None = None,
-               expansion: str = "", expand_ms: int | None = None) -> Iterator[Event]:
+    def stream(
+        self,
+        question: str,
+        hits: list[Hit],
+        retrieve_ms: int,
+        mode: str,
+        history: list[dict] | None = None,
+        standalone: str = "",
+        started: float | None = None,
+        expansion: str = "",
+        expand_ms: int | None = None,
+    ) -> Iterator[Event]:
         s = self.settings
         started = started or time.perf_counter()
         # "expand": the LLM writing the expansion; "retrieve": everything else before the prompt.
-        timings = {"retrieve": retrieve_ms} | ({"expand": expand_ms} if expand_ms is not None else {})
+        timings = {"retrieve": retrieve_ms} | (
+            {"expand": expand_ms} if expand_ms is not None else {}
+        )
 
-        def finish(text: str, abstained: bool, citations: list[Citation], raw: str = "", checks: dict | None = None) -> Event:
+        def finish(
+            text: str,
+            abstained: bool,
+            citations: list[Citation],
+            raw: str = "",
+            checks: dict | None = None,
+        ) -> Event:
             timings["total"] = int((time.perf_counter() - started) * 1000)
             timings.setdefault("first_token", timings["total"])
-            return Event("done", answer=Answer(
-                question=question, answer=text, abstained=abstained, citations=citations, passages=hits,
-                mode=mode, model=self.llm.name, timings_ms=timings, standalone_question=standalone,
-                expansion=expansion, raw_answer=raw, checks=checks or {},
-            ))
+            return Event(
+                "done",
+                answer=Answer(
+                    question=question,
+                    answer=text,
+                    abstained=abstained,
+                    citations=citations,
+                    passages=hits,
+                    mode=mode,
+                    model=self.llm.name,
+                    timings_ms=timings,
+                    standalone_question=standalone,
+                    expansion=expansion,
+                    raw_answer=raw,
+                    checks=checks or {},
+                ),
+            )
 
         asked = standalone or question
         if is_injection(question) or is_injection(asked):
             yield Event("sentence", REFUSAL_INJECTION)
-            yield finish(REFUSAL_INJECTION, True, [], checks={"refused": "instruction to ignore the documents"})
+            yield finish(
+                REFUSAL_INJECTION,
+                True,
+                [],
+                checks={"refused": "instruction to ignore the documents"},
+            )
             return
         best = max((h.relevance for h in hits), default=0.0)
         if best < s.min_relevance:
             yield Event("sentence", REFUSAL)
-            yield finish(REFUSAL, True, [], checks={"refused": f"no passage relevant enough (best {best:.2f} < {s.min_relevance})"})
+            yield finish(
+                REFUSAL,
+                True,
+                [],
+                checks={
+                    "refused": f"no passage relevant enough (best {best:.2f} < {s.min_relevance})"
+                },
+            )
             return
 
         context = hits[: s.context_passages]
-        prompt = build_prompt(asked, context, self.llm.count_chat_tokens, self.llm.n_ctx, s.max_tokens, history)
+        prompt = build_prompt(
+            asked, context, self.llm.count_chat_tokens, self.llm.n_ctx, s.max_tokens, history
+        )
         terms = (lambda text: set(self.sparse().encode_query(text)[0])) if self.sparse else None
         verifier = Verifier(prompt.hits, self.dense, terms)
-        checks = {"prompt_tokens": prompt.tokens, "trimmed": prompt.trimmed, "dropped": prompt.dropped, "sentences": []}
+        checks = {
+            "prompt_tokens": prompt.tokens,
+            "trimmed": prompt.trimmed,
+            "dropped": prompt.dropped,
+            "sentences": [],
+        }
 
         raw, pending = "", ""
         numbering: dict[int, int] = {}  # prompt passage → citation number in the answer
         supports: dict[int, list[str]] = {}
         kept_text: list[str] = []
 
-        judge = EntailmentJudge(self.judge_llm, s.judge_threshold) if s.verify_citations and self.judge_llm else None
+        judge = (
+            EntailmentJudge(self.judge_llm, s.judge_threshold)
+            if s.verify_citations and self.judge_llm
+            else None
+        )
         # The judge reads each passage as the answering model was shown it (trimmed, defanged).
         shown = dict(enumerate(prompt.shown, 1))
 
@@ -182,11 +252,19 @@ class Answerer:
                         # shared words); the model's own reading decides whether it is stated.
                         valid = sorted({n for n in cited if 1 <= n <= len(prompt.hits)})
                         candidates = [c for c in (kept, valid) if c]
-                        candidates = [c for i, c in enumerate(candidates) if c not in candidates[:i]]
+                        candidates = [
+                            c for i, c in enumerate(candidates) if c not in candidates[:i]
+                        ]
                         lexical = reason
                         kept, prob = judged(sentence, candidates) if candidates else ([], None)
-                        record.update(lexical=lexical, judge=None if prob is None else round(prob, 3))
-                        reason = ("supported" if kept == valid else "moved") if kept else "not stated by its passage"
+                        record.update(
+                            lexical=lexical, judge=None if prob is None else round(prob, 3)
+                        )
+                        reason = (
+                            ("supported" if kept == valid else "moved")
+                            if kept
+                            else "not stated by its passage"
+                        )
                 checks["sentences"].append(dict(record, kept=kept, verdict=reason))
                 if s.verify_citations and not kept:
                     continue
@@ -203,7 +281,9 @@ class Answerer:
                 yield Event("sentence", marked)
 
         first = True
-        for token in self.llm.chat(prompt.messages, max_tokens=s.max_tokens, temperature=s.temperature):
+        for token in self.llm.chat(
+            prompt.messages, max_tokens=s.max_tokens, temperature=s.temperature
+        ):
             if first:
                 timings["first_token"] = int((time.perf_counter() - started) * 1000)
                 first = False
@@ -221,7 +301,13 @@ class Answerer:
 
         if not kept_text:
             yield Event("sentence", REFUSAL)
-            yield finish(REFUSAL, True, [], raw, dict(checks, refused="no sentence of the answer is supported by a passage"))
+            yield finish(
+                REFUSAL,
+                True,
+                [],
+                raw,
+                dict(checks, refused="no sentence of the answer is supported by a passage"),
+            )
             return
         citations = [
             Citation(n=num, hit=prompt.hits[p - 1], supports=supports.get(p, []))

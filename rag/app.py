@@ -23,11 +23,16 @@ if TYPE_CHECKING:  # importing answer at start-up would pull numpy into `rag --h
     from rag.answer import Event
 
 # Words that make a question lean on the conversation before it.
-_FOLLOWUP = re.compile(r"\b(it|its|it's|they|them|their|this|that|these|those|he|she|one|ones|former|latter|above)\b|^\s*(and|what about|how about|why|also)\b", re.I)
+_FOLLOWUP = re.compile(
+    r"\b(it|its|it's|they|them|their|this|that|these|those|he|she|one|ones|former|latter|above)\b|^\s*(and|what about|how about|why|also)\b",
+    re.I,
+)
 
 
 class RagApp:
-    def __init__(self, settings: Settings, dense_encoder=None, llm=None, judge_llm=None, notify=None):
+    def __init__(
+        self, settings: Settings, dense_encoder=None, llm=None, judge_llm=None, notify=None
+    ):
         """`dense_encoder`, `llm` and `judge_llm` let a caller share already-loaded models
         between apps (the test suite does; so could a server hosting several indexes).
         `notify(line)` hears what the app did on its own (indexing on first use, a
@@ -89,7 +94,9 @@ class RagApp:
                 from rag.llm import LocalLLM, resolve_model
 
                 name, path = resolve_model(self.settings.llm, self.settings.models_dir)
-                self._llm = LocalLLM(path, name, n_ctx=self.settings.n_ctx, threads=self.settings.threads)
+                self._llm = LocalLLM(
+                    path, name, n_ctx=self.settings.n_ctx, threads=self.settings.threads
+                )
         return self._llm
 
     def judge_llm(self):
@@ -132,7 +139,9 @@ class RagApp:
             self.history.close()
 
     # -- operations -----------------------------------------------------------------------
-    def ingest(self, paths: list[Path] | None = None, rebuild: bool = False, progress=None) -> IngestReport:
+    def ingest(
+        self, paths: list[Path] | None = None, rebuild: bool = False, progress=None
+    ) -> IngestReport:
         from rag.ingest import ingest
 
         paths = [Path(p) for p in (paths or [self.settings.corpus])]
@@ -150,8 +159,18 @@ class RagApp:
             carried = self._legacy_files()
             if carried:
                 roots = [p.resolve() for p in paths]
-                paths += [f for f in carried if not any(f.resolve().is_relative_to(r) for r in roots)]
-            report = ingest(paths, self.settings, self.store, self.dense, self.sparse, rebuild=rebuild, progress=progress)
+                paths += [
+                    f for f in carried if not any(f.resolve().is_relative_to(r) for r in roots)
+                ]
+            report = ingest(
+                paths,
+                self.settings,
+                self.store,
+                self.dense,
+                self.sparse,
+                rebuild=rebuild,
+                progress=progress,
+            )
             if carried is not None:
                 self._retire_legacy(report, len(carried))
             return report
@@ -185,7 +204,9 @@ class RagApp:
             if carried:
                 from rag.ingest import ingest
 
-                report = ingest(carried, self.settings, self.store, self.dense, self.sparse, progress=progress)
+                report = ingest(
+                    carried, self.settings, self.store, self.dense, self.sparse, progress=progress
+                )
                 self._retire_legacy(report, len(carried))
                 self.notify(report.rebuilt)
                 return report
@@ -197,8 +218,13 @@ class RagApp:
             return self.ingest([self.settings.corpus], progress=progress)
 
     def search(
-        self, query: str, mode: str | None = None, top_k: int | None = None,
-        sources: list[str] | None = None, kinds: list[str] | None = None, expansion: str | None = None,
+        self,
+        query: str,
+        mode: str | None = None,
+        top_k: int | None = None,
+        sources: list[str] | None = None,
+        kinds: list[str] | None = None,
+        expansion: str | None = None,
     ) -> list[Hit]:
         """`expansion`: None writes one when the settings ask for it; "" searches without."""
         query = clean_question(query)
@@ -207,11 +233,17 @@ class RagApp:
             expansion = self.expand(query, sources=sources, kinds=kinds)
         with self._store_lock:
             return self.retriever.search(
-                query, mode or self.settings.mode, top_k or self.settings.top_k, sources=sources, kinds=kinds,
+                query,
+                mode or self.settings.mode,
+                top_k or self.settings.top_k,
+                sources=sources,
+                kinds=kinds,
                 expansion=expansion,
             )
 
-    def expand(self, query: str, sources: list[str] | None = None, kinds: list[str] | None = None) -> str:
+    def expand(
+        self, query: str, sources: list[str] | None = None, kinds: list[str] | None = None
+    ) -> str:
         """The hypothetical answer searched with the question, or "" when expansion is off, not
         needed or of no use. Not needed: the question alone finds a close passage
         (expand_below); every expansion reorders the passages, and the small models' answers
@@ -227,8 +259,13 @@ class RagApp:
         if is_injection(query):
             return ""
         with self._store_lock:
-            best = self.retriever.search(query, "dense", 1, sources=sources, kinds=kinds, expansion="")
-        if not best or not self.settings.min_relevance <= best[0].relevance < self.settings.expand_below:
+            best = self.retriever.search(
+                query, "dense", 1, sources=sources, kinds=kinds, expansion=""
+            )
+        if (
+            not best
+            or not self.settings.min_relevance <= best[0].relevance < self.settings.expand_below
+        ):
             return ""
         llm = self.llm()
         cache = ExpansionCache(self.settings.data_dir / "expansions.sqlite3")
@@ -241,8 +278,12 @@ class RagApp:
         return text
 
     def ask_stream(
-        self, question: str, mode: str | None = None, top_k: int | None = None,
-        sources: list[str] | None = None, kinds: list[str] | None = None,
+        self,
+        question: str,
+        mode: str | None = None,
+        top_k: int | None = None,
+        sources: list[str] | None = None,
+        kinds: list[str] | None = None,
         conversation_id: str | None = None,
     ) -> Iterator[Event]:  # noqa: F821
         """Events: raw tokens, verified sentences as they settle, then the final Answer.
@@ -258,17 +299,35 @@ class RagApp:
         standalone = self.rewrite_followup(question, turns) if turns else question
         mode = mode or self.settings.mode
         expand_started = time.perf_counter()
-        expansion = "" if is_injection(question) else self.expand(standalone, sources=sources, kinds=kinds)
+        expansion = (
+            "" if is_injection(question) else self.expand(standalone, sources=sources, kinds=kinds)
+        )
         expand_ms = int((time.perf_counter() - expand_started) * 1000)
-        hits = self.search(standalone, mode=mode, top_k=top_k, sources=sources, kinds=kinds, expansion=expansion)
+        hits = self.search(
+            standalone, mode=mode, top_k=top_k, sources=sources, kinds=kinds, expansion=expansion
+        )
         retrieve_ms = int((time.perf_counter() - started) * 1000) - expand_ms
-        judge = self.judge_llm() if self.settings.verify_citations and self.settings.judge_citations else None
+        judge = (
+            self.judge_llm()
+            if self.settings.verify_citations and self.settings.judge_citations
+            else None
+        )
         answerer = Answerer(self.llm(), self.settings, self.dense, self.sparse, judge_llm=judge)
-        for event in answerer.stream(question, hits, retrieve_ms, mode, standalone=standalone, started=started,
-                                     expansion=expansion, expand_ms=expand_ms if expansion else None):
+        for event in answerer.stream(
+            question,
+            hits,
+            retrieve_ms,
+            mode,
+            standalone=standalone,
+            started=started,
+            expansion=expansion,
+            expand_ms=expand_ms if expansion else None,
+        ):
             if event.kind == "done" and conversation_id:
                 self.history.add(conversation_id, "user", question)
-                self.history.add(conversation_id, "assistant", event.answer.answer, event.answer.to_json())
+                self.history.add(
+                    conversation_id, "assistant", event.answer.answer, event.answer.to_json()
+                )
             yield event
 
     def ask(self, question: str, **kw) -> Answer:
@@ -285,10 +344,18 @@ class RagApp:
         recent = [t for t in turns if t["role"] in ("user", "assistant")][-4:]
         convo = "\n".join(f"{t['role'].title()}: {t['content'][:400]}" for t in recent)
         messages = [
-            {"role": "system", "content": "Rewrite the user's follow-up question so it can be understood without the conversation: replace pronouns with what they refer to. Reply with the rewritten question only."},
-            {"role": "user", "content": f"Conversation:\n{convo}\n\nFollow-up question: {question}\n\nRewritten question:"},
+            {
+                "role": "system",
+                "content": "Rewrite the user's follow-up question so it can be understood without the conversation: replace pronouns with what they refer to. Reply with the rewritten question only.",
+            },
+            {
+                "role": "user",
+                "content": f"Conversation:\n{convo}\n\nFollow-up question: {question}\n\nRewritten question:",
+            },
         ]
-        rewritten = self.llm().complete_aside(messages, max_tokens=48).strip().strip('"').splitlines()
+        rewritten = (
+            self.llm().complete_aside(messages, max_tokens=48).strip().strip('"').splitlines()
+        )
         rewritten = rewritten[0].strip() if rewritten else ""
         return rewritten if 3 <= len(rewritten) <= 300 else question
 
@@ -303,7 +370,9 @@ MAX_QUESTION_CHARS = 2000
 def clean_question(text: str) -> str:
     cleaned = "".join(ch for ch in (text or "") if ch.isprintable() or ch in "\n\t").strip()
     if not cleaned:
-        raise BadInput("the question is empty", "type a question, e.g. rag ask \"Who introduced GANs?\"")
+        raise BadInput(
+            "the question is empty", 'type a question, e.g. rag ask "Who introduced GANs?"'
+        )
     if len(cleaned) > MAX_QUESTION_CHARS:
         raise BadInput(
             f"the question is {len(cleaned)} characters long; the limit is {MAX_QUESTION_CHARS}",

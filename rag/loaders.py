@@ -17,7 +17,14 @@ from pathlib import Path
 from rag.normalise import normalise
 from rag.types import Document
 
-SUPPORTED = {".txt": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html", ".pdf": "pdf"}
+SUPPORTED = {
+    ".txt": "txt",
+    ".md": "md",
+    ".markdown": "md",
+    ".html": "html",
+    ".htm": "html",
+    ".pdf": "pdf",
+}
 MAX_FILE_BYTES = 50 * 1024 * 1024
 
 
@@ -46,7 +53,9 @@ def find_files(roots: list[Path]) -> tuple[list[FoundFile], list[tuple[str, str]
             candidates = []
             for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                candidates.extend(Path(dirpath) / f for f in sorted(filenames) if not f.startswith("."))
+                candidates.extend(
+                    Path(dirpath) / f for f in sorted(filenames) if not f.startswith(".")
+                )
         for path in candidates:
             source = path.relative_to(base).as_posix()
             if path.suffix.lower() not in SUPPORTED:
@@ -130,7 +139,20 @@ def _html_to_text(html: str) -> tuple[str, str]:
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(html, "html.parser")
-    for tag in soup(["script", "style", "noscript", "template", "svg", "nav", "footer", "header", "iframe", "form"]):
+    for tag in soup(
+        [
+            "script",
+            "style",
+            "noscript",
+            "template",
+            "svg",
+            "nav",
+            "footer",
+            "header",
+            "iframe",
+            "form",
+        ]
+    ):
         tag.decompose()
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
     if soup.head:
@@ -147,11 +169,16 @@ def _html_to_text(html: str) -> tuple[str, str]:
         table.replace_with("\n\n" + "\n".join(rows) + "\n\n")
     for pre in soup.find_all("pre"):
         pre.replace_with("\n\n" + pre.get_text() + "\n\n")
-    for block in soup.find_all(["p", "li", "div", "section", "article", "dt", "dd", "blockquote", "br"]):
+    for block in soup.find_all(
+        ["p", "li", "div", "section", "article", "dt", "dd", "blockquote", "br"]
+    ):
         block.insert_before("\n")
         block.insert_after("\n")
     text = soup.get_text()
-    lines = [re.sub(r"[ \t\r\f\v]+", " ", ln).strip() if "\t" not in ln else ln.strip() for ln in text.split("\n")]
+    lines = [
+        re.sub(r"[ \t\r\f\v]+", " ", ln).strip() if "\t" not in ln else ln.strip()
+        for ln in text.split("\n")
+    ]
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
     return text, title
 

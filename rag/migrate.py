@@ -31,7 +31,9 @@ def legacy_files(settings: Settings) -> list[Path] | None:
     try:
         offset = None
         while True:
-            records, offset = client.scroll(f"{settings.collection}_files", limit=1000, offset=offset, with_payload=True)
+            records, offset = client.scroll(
+                f"{settings.collection}_files", limit=1000, offset=offset, with_payload=True
+            )
             for rec in records:
                 path = (rec.payload or {}).get("path")
                 if path and Path(path).exists():

@@ -20,13 +20,27 @@ _DASH = re.compile(r"(?<=\w)β(?=\w)")
 
 # Classic UTF-8-read-as-cp1252 mojibake.
 _CP1252_MOJIBAKE = {
-    "â€™": "’", "â€˜": "‘", "â€œ": "“", "â€\x9d": "”", "â€“": "–", "â€”": "—",
-    "â€¦": "…", "Â·": "·", "Â ": " ", "Ã©": "é", "Ã¨": "è", "Ã¶": "ö", "Ã¼": "ü",
+    "â€™": "’",
+    "â€˜": "‘",
+    "â€œ": "“",
+    "â€\x9d": "”",
+    "â€“": "–",
+    "â€”": "—",
+    "â€¦": "…",
+    "Â·": "·",
+    "Â ": " ",
+    "Ã©": "é",
+    "Ã¨": "è",
+    "Ã¶": "ö",
+    "Ã¼": "ü",
 }
 
 # Browser print headers and footers: "11/14/24, 9:34 PM about:blank", "about:blank 1/2".
 _PRINT_ARTEFACTS = [
-    re.compile(r"^\s*\d{1,2}/\d{1,2}/\d{2,4},?\s+\d{1,2}:\d{2}(?:\s*[AP]M)?\s+\S*(?:about:blank|https?://\S+)\s*$", re.M),
+    re.compile(
+        r"^\s*\d{1,2}/\d{1,2}/\d{2,4},?\s+\d{1,2}:\d{2}(?:\s*[AP]M)?\s+\S*(?:about:blank|https?://\S+)\s*$",
+        re.M,
+    ),
     re.compile(r"^\s*(?:about:blank|https?://\S+)\s+\d+\s*/\s*\d+\s*$", re.M),
 ]
 

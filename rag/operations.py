@@ -34,7 +34,9 @@ def _names(req: dict, key: str) -> list[str] | None:
     if value is None:
         return None
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise BadInput(f"the request field {key!r} must be a list of strings", "see rag/server.py for the API")
+        raise BadInput(
+            f"the request field {key!r} must be a list of strings", "see rag/server.py for the API"
+        )
     return value or None
 
 
@@ -53,7 +55,12 @@ def op_search(app: RagApp, req: dict, emit: Emit) -> dict:
         expansion = app.expand(query, sources=sources, kinds=kinds)
     except MissingModel as exc:
         # Search needs no model: without one it still works, only without the guess.
-        emit({"event": "note", "text": f"searching with the question alone: {exc.one_line()} (or pass --no-expand)"})
+        emit(
+            {
+                "event": "note",
+                "text": f"searching with the question alone: {exc.one_line()} (or pass --no-expand)",
+            }
+        )
         expansion = ""
     hits = app.search(query, sources=sources, kinds=kinds, expansion=expansion)
     out = {"query": query, "mode": app.settings.mode, "passages": [h.to_json() for h in hits]}
@@ -64,8 +71,12 @@ def op_search(app: RagApp, req: dict, emit: Emit) -> dict:
 
 def op_ask(app: RagApp, req: dict, emit: Emit) -> dict:
     """Verified sentences as they settle, then the answer (`rag ask --json`)."""
-    stream = app.ask_stream(_text(req, "question"), sources=_names(req, "sources"), kinds=_names(req, "kinds"),
-                            conversation_id=_text(req, "conversation_id", required=False))
+    stream = app.ask_stream(
+        _text(req, "question"),
+        sources=_names(req, "sources"),
+        kinds=_names(req, "kinds"),
+        conversation_id=_text(req, "conversation_id", required=False),
+    )
     with closing(stream):  # a caller that leaves mid-answer frees the model at once
         for event in stream:
             if event.kind == "sentence":
@@ -80,12 +91,19 @@ def op_ingest(app: RagApp, req: dict, emit: Emit) -> dict:
     relative = [p for p in paths or [] if not os.path.isabs(p)]
     if relative:
         # The server's working directory is not the caller's.
-        raise BadInput(f"ingest paths must be absolute: {', '.join(relative)}", "pass absolute paths (rag ingest does)")
+        raise BadInput(
+            f"ingest paths must be absolute: {', '.join(relative)}",
+            "pass absolute paths (rag ingest does)",
+        )
 
     def progress(done: int, total: int, source: str) -> None:
         emit({"event": "progress", "done": done, "total": total, "source": source})
 
-    report = app.ingest([Path(p) for p in paths] if paths else None, rebuild=bool(req.get("rebuild")), progress=progress)
+    report = app.ingest(
+        [Path(p) for p in paths] if paths else None,
+        rebuild=bool(req.get("rebuild")),
+        progress=progress,
+    )
     return report.to_json()
 
 
@@ -105,7 +123,12 @@ def op_new_conversation(app: RagApp, req: dict, emit: Emit) -> dict:
 
 
 OPERATIONS: dict[str, Callable[[RagApp, dict, Emit], Any]] = {
-    "ask": op_ask, "search": op_search, "ingest": op_ingest, "sources": op_sources,
-    "conversations": op_conversations, "messages": op_messages, "new-conversation": op_new_conversation,
+    "ask": op_ask,
+    "search": op_search,
+    "ingest": op_ingest,
+    "sources": op_sources,
+    "conversations": op_conversations,
+    "messages": op_messages,
+    "new-conversation": op_new_conversation,
 }
 GET_OPERATIONS = {"sources", "conversations"}  # no input: plain JSON for curl and scripts

@@ -74,11 +74,16 @@ def readable(hit: Hit) -> str:
         match = re.search(r"Table columns: (.+)$", hit.context, re.M)
         if match:
             header = [h.strip() for h in match.group(1).split("|")]
-            cells = [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", c)).strip() for c in hit.text.split("\t")]
+            cells = [
+                re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", c)).strip()
+                for c in hit.text.split("\t")
+            ]
             if len(cells) > 1 and len(header) > 1:
                 # "Interpretability" / "- GANs: Low" / "- VAEs: Moderate": one value a line,
                 # which small models read far more reliably than a run of cells.
-                return f"{header[0]}: {cells[0]}\n" + "\n".join(f"- {h}: {c}" for h, c in zip(header[1:], cells[1:]) if c)
+                return f"{header[0]}: {cells[0]}\n" + "\n".join(
+                    f"- {h}: {c}" for h, c in zip(header[1:], cells[1:]) if c
+                )
     return re.sub(r"[ \t]+", " ", hit.text).strip()
 
 
@@ -136,7 +141,11 @@ def build_prompt(
             label = h.title + (f" — {h.section}" if h.section else "")
             blocks.append(f"[{i}] ({label})\n{t}")
         user = "Passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"
-        return [{"role": "system", "content": SYSTEM_PROMPT}, *(history or []), {"role": "user", "content": user}]
+        return [
+            {"role": "system", "content": SYSTEM_PROMPT},
+            *(history or []),
+            {"role": "user", "content": user},
+        ]
 
     limit = n_ctx - max_answer_tokens - 16
     base = count_tokens(messages_for([], []))

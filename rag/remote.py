@@ -35,9 +35,23 @@ PROBE_TIMEOUT_S = 3.0
 # alone: they shape one request (retrieval, expansion, the model and its answer). Those that
 # shape the index itself (data dir, collection, store, embedding model) are the server's.
 REQUEST_SETTINGS = (
-    "corpus", "mode", "top_k", "expand_query", "expand_below", "llm", "n_ctx", "threads",
-    "max_tokens", "temperature", "context_passages", "min_relevance", "verify_citations",
-    "judge_citations", "judge_threshold", "chunk_tokens", "chunk_overlap",
+    "corpus",
+    "mode",
+    "top_k",
+    "expand_query",
+    "expand_below",
+    "llm",
+    "n_ctx",
+    "threads",
+    "max_tokens",
+    "temperature",
+    "context_passages",
+    "min_relevance",
+    "verify_citations",
+    "judge_citations",
+    "judge_threshold",
+    "chunk_tokens",
+    "chunk_overlap",
 )
 
 Emit = Callable[[dict], None]
@@ -67,7 +81,9 @@ def read_server_file(path: Path) -> dict | None:
         info = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(info, dict) or not all(isinstance(info.get(k), t) for k, t in (("url", str), ("token", str), ("pid", int))):
+    if not isinstance(info, dict) or not all(
+        isinstance(info.get(k), t) for k, t in (("url", str), ("token", str), ("pid", int))
+    ):
         return None
     return info
 
@@ -126,7 +142,10 @@ def find_server(settings: Settings) -> ServerInfo | None:
     if found is None:
         return None
     server, info = found
-    if info.get("collection") != settings.collection or info.get("qdrant_url", "") != settings.qdrant_url:
+    if (
+        info.get("collection") != settings.collection
+        or info.get("qdrant_url", "") != settings.qdrant_url
+    ):
         return None  # it owns another index in this data dir; this one is free to open
     return server
 
@@ -136,7 +155,9 @@ def request_settings(settings: Settings) -> dict:
     for name in REQUEST_SETTINGS:
         value = getattr(settings, name)
         if name == "llm" and Path(value).expanduser().exists():
-            value = os.path.abspath(Path(value).expanduser())  # a .gguf path, from our working directory
+            value = os.path.abspath(
+                Path(value).expanduser()
+            )  # a .gguf path, from our working directory
         out[name] = os.path.abspath(value) if isinstance(value, Path) else value
     return out
 
@@ -144,7 +165,10 @@ def request_settings(settings: Settings) -> dict:
 def error_from(body: Any, status: int | None = None) -> RagError:
     """The RagError a server's error object stands for: same class, message, hint and code."""
     if not isinstance(body, dict) or not isinstance(body.get("error"), str):
-        return RagError(f"the rag server answered with an unreadable error (HTTP {status})", "see the server's log")
+        return RagError(
+            f"the rag server answered with an unreadable error (HTTP {status})",
+            "see the server's log",
+        )
     cls = getattr(errors, str(body.get("kind", "")), None)
     if not (isinstance(cls, type) and issubclass(cls, RagError)):
         cls = RagError
@@ -161,10 +185,16 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 def _open(server: ServerInfo, method: str, path: str, body: dict | None, timeout: float | None):
     data = None if body is None else json.dumps(body).encode("utf-8")
-    req = urllib.request.Request(server.url + path, data=data, method=method, headers={
-        "Authorization": f"Bearer {server.token}", "Content-Type": "application/json",
-        "Accept": "application/x-ndjson, application/json",
-    })
+    req = urllib.request.Request(
+        server.url + path,
+        data=data,
+        method=method,
+        headers={
+            "Authorization": f"Bearer {server.token}",
+            "Content-Type": "application/json",
+            "Accept": "application/x-ndjson, application/json",
+        },
+    )
     try:
         return _OPENER.open(req, timeout=timeout)
     except urllib.error.HTTPError as exc:
@@ -193,7 +223,13 @@ class Remote:
     def run(self, op: str, request: dict, emit: Emit) -> Any:
         try:
             # No timeout: an answer may wait its turn for the model behind other questions.
-            resp = _open(self.server, "POST", f"/v1/{op}", {**request, "settings": self.settings}, timeout=None)
+            resp = _open(
+                self.server,
+                "POST",
+                f"/v1/{op}",
+                {**request, "settings": self.settings},
+                timeout=None,
+            )
         except urllib.error.URLError as exc:
             raise self._gone(exc.reason) from None
         except (OSError, HTTPException) as exc:

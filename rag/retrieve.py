@@ -16,7 +16,9 @@ MODES = ("hybrid", "dense", "sparse")
 EXPANSION_TERM_WEIGHT = 0.5
 
 
-def keyword_query(sparse, question: str, expansion: str, weight: float = EXPANSION_TERM_WEIGHT) -> tuple[list[int], list[float]]:
+def keyword_query(
+    sparse, question: str, expansion: str, weight: float = EXPANSION_TERM_WEIGHT
+) -> tuple[list[int], list[float]]:
     """The question's terms at full weight, the expansion's other terms at `weight`: a guess
     full of names must not outvote the question's own words (at full weight "What does MLflow
     help with?" lost its one MLflow passage, and a guessed "Ian Goodfellow" pulled the GAN
@@ -29,7 +31,9 @@ def keyword_query(sparse, question: str, expansion: str, weight: float = EXPANSI
     return list(weights), list(weights.values())
 
 
-def dense_query(question_vec: np.ndarray, expansion_vec: np.ndarray | None, weight: float = 1.0) -> np.ndarray:
+def dense_query(
+    question_vec: np.ndarray, expansion_vec: np.ndarray | None, weight: float = 1.0
+) -> np.ndarray:
     """The question's vector, moved towards the expansion's by `weight`, unit length again."""
     if expansion_vec is None or weight == 0:
         return question_vec
@@ -50,15 +54,28 @@ class Retriever:
         known = list(self.store.sources_by_name())
         chosen = []
         for name in names:
-            matches = [s for s in known if s == name or s.endswith("/" + name) or s.rsplit("/", 1)[-1].rsplit(".", 1)[0] == name]
+            matches = [
+                s
+                for s in known
+                if s == name
+                or s.endswith("/" + name)
+                or s.rsplit("/", 1)[-1].rsplit(".", 1)[0] == name
+            ]
             if not matches:
-                raise BadInput(f"no indexed document matches {name!r}", "see `rag sources` for the names")
+                raise BadInput(
+                    f"no indexed document matches {name!r}", "see `rag sources` for the names"
+                )
             chosen.extend(matches)
         return chosen
 
     def search(
-        self, query: str, mode: str = "hybrid", top_k: int = 5,
-        sources: list[str] | None = None, kinds: list[str] | None = None, expansion: str = "",
+        self,
+        query: str,
+        mode: str = "hybrid",
+        top_k: int = 5,
+        sources: list[str] | None = None,
+        kinds: list[str] | None = None,
+        expansion: str = "",
     ) -> list[Hit]:
         if mode not in MODES:
             raise BadInput(f"unknown retrieval mode {mode!r}", "use hybrid, dense or sparse")
@@ -80,11 +97,26 @@ class Retriever:
             span = pl.get("spans", {}).get(pl.get("source"), [0, 0])
             # Against the question alone: the abstain threshold (min_relevance) is calibrated on
             # it, and a confident wrong expansion must not make a passage look relevant.
-            relevance = float(np.dot(question_vec, np.asarray(p.dense, dtype=np.float32))) if p.dense is not None else 0.0
-            hits.append(Hit(
-                id=p.id, rank=rank, score=p.score, text=pl.get("text", ""), context=pl.get("context", ""),
-                source=pl.get("source", ""), title=pl.get("title", ""), section=pl.get("section", ""),
-                kind=pl.get("kind", ""), start=span[0], end=span[1], sources=list(pl.get("sources", [])),
-                relevance=relevance,
-            ))
+            relevance = (
+                float(np.dot(question_vec, np.asarray(p.dense, dtype=np.float32)))
+                if p.dense is not None
+                else 0.0
+            )
+            hits.append(
+                Hit(
+                    id=p.id,
+                    rank=rank,
+                    score=p.score,
+                    text=pl.get("text", ""),
+                    context=pl.get("context", ""),
+                    source=pl.get("source", ""),
+                    title=pl.get("title", ""),
+                    section=pl.get("section", ""),
+                    kind=pl.get("kind", ""),
+                    start=span[0],
+                    end=span[1],
+                    sources=list(pl.get("sources", [])),
+                    relevance=relevance,
+                )
+            )
         return hits

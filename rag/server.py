@@ -41,8 +41,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from rag.app import RagApp
-from rag.operations import GET_OPERATIONS, OPERATIONS, Emit
 from rag.errors import BadInput, CorruptIndex, MissingModel, RagError, StoreLocked, StoreUnavailable
+from rag.operations import GET_OPERATIONS, OPERATIONS, Emit
 from rag.remote import (
     REQUEST_SETTINGS,
     live_server,
@@ -55,6 +55,7 @@ MAX_BODY_BYTES = 1 << 20
 
 
 # -- one request's app: the caller's settings over the server's store and models ----------------
+
 
 class _RequestApp(RagApp):
     """The caller's per-request settings (its mode, top-k, model…) over the serving app's store,
@@ -92,11 +93,22 @@ class _RequestApp(RagApp):
 
 # -- HTTP -------------------------------------------------------------------------------------
 
-_STATUS = {BadInput: 400, MissingModel: 503, StoreLocked: 409, CorruptIndex: 500, StoreUnavailable: 502}
+_STATUS = {
+    BadInput: 400,
+    MissingModel: 503,
+    StoreLocked: 409,
+    CorruptIndex: 500,
+    StoreUnavailable: 502,
+}
 
 
 def error_body(exc: RagError, kind: str | None = None) -> dict:
-    return {"error": exc.message, "hint": exc.hint, "exit": exc.exit_code, "kind": kind or type(exc).__name__}
+    return {
+        "error": exc.message,
+        "hint": exc.hint,
+        "exit": exc.exit_code,
+        "kind": kind or type(exc).__name__,
+    }
 
 
 def _status(exc: RagError) -> int:
@@ -158,17 +170,35 @@ class _Handler(BaseHTTPRequestHandler):
         reply = _Reply(self)
         try:
             if not api.authorized(self.headers.get("Authorization", "")):
-                return reply.fail(RagError("missing or wrong API token", f"send Authorization: Bearer <token>, the token in {api.file}"),
-                                  kind="Unauthorized", status=401)
+                return reply.fail(
+                    RagError(
+                        "missing or wrong API token",
+                        f"send Authorization: Bearer <token>, the token in {api.file}",
+                    ),
+                    kind="Unauthorized",
+                    status=401,
+                )
             op = path.removeprefix("/v1/") if path.startswith("/v1/") else None
             if method == "GET" and op == "health":
                 return self.send_json(200, api.health())
             if method == "GET" and op == "models":
-                return self.send_json(200, {"object": "list", "data": [{"id": api.app.settings.llm, "object": "model", "owned_by": "rag"}]})
+                return self.send_json(
+                    200,
+                    {
+                        "object": "list",
+                        "data": [
+                            {"id": api.app.settings.llm, "object": "model", "owned_by": "rag"}
+                        ],
+                    },
+                )
             if method == "POST" and op == "chat/completions":
                 return openai_completion(self, api, self._body())
             if op not in OPERATIONS or (method == "GET" and op not in GET_OPERATIONS):
-                return reply.fail(BadInput(f"no endpoint {method} {path}", "see rag/server.py for the API"), kind="NotFound", status=404)
+                return reply.fail(
+                    BadInput(f"no endpoint {method} {path}", "see rag/server.py for the API"),
+                    kind="NotFound",
+                    status=404,
+                )
             req = self._body() if method == "POST" else {}
             if method == "GET":
                 return self.send_json(200, api.run(op, req, lambda event: None))
@@ -180,7 +210,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer_error(reply, exc)
         except Exception:
             traceback.print_exc(file=sys.stderr)
-            self._answer_error(reply, RagError("the rag server failed on this request", "see the server's log"), kind="Internal")
+            self._answer_error(
+                reply,
+                RagError("the rag server failed on this request", "see the server's log"),
+                kind="Internal",
+            )
 
     def _answer_error(self, reply: _Reply, exc: RagError, kind: str | None = None) -> None:
         try:
@@ -228,8 +262,10 @@ class ApiServer:
         try:
             self.httpd = cls((host, port), _Handler)
         except OSError as exc:
-            raise BadInput(f"cannot listen on {host}:{port} ({exc.strerror or exc})",
-                           "choose another --port, or 0 for a free one") from None
+            raise BadInput(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc})",
+                "choose another --port, or 0 for a free one",
+            ) from None
         self.httpd.api = self
         bound = self.httpd.server_address[1]
         # A server bound to every address is reached through loopback by the local CLI.
@@ -238,11 +274,19 @@ class ApiServer:
 
     def authorized(self, header: str) -> bool:
         scheme, _, token = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self.token.encode())
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            token.strip().encode(), self.token.encode()
+        )
 
     def health(self) -> dict:
         s = self.app.settings
-        return {"ok": True, "pid": os.getpid(), "data_dir": str(s.data_dir), "collection": s.collection, "model": s.llm}
+        return {
+            "ok": True,
+            "pid": os.getpid(),
+            "data_dir": str(s.data_dir),
+            "collection": s.collection,
+            "model": s.llm,
+        }
 
     def model_app(self, settings) -> RagApp:
         """The app whose LLM answers with these settings: the serving app's for its own model,
@@ -253,7 +297,9 @@ class ApiServer:
             return self.app
         with self._models_lock:
             if key not in self._models:
-                self._models[key] = RagApp(base.with_overrides(llm=key[0], n_ctx=key[1], threads=key[2]))
+                self._models[key] = RagApp(
+                    base.with_overrides(llm=key[0], n_ctx=key[1], threads=key[2])
+                )
             return self._models[key]
 
     def run(self, op: str, req: dict, emit: Emit) -> Any:
@@ -273,17 +319,28 @@ class ApiServer:
                     f"a rag server (pid {found[0].pid}) already serves {self.app.settings.data_dir} at {found[0].url}",
                     "rag commands use it by themselves; stop it first to start another",
                 )
-            _ = self.app.store  # own the index from the start: a held one fails here, not at the first question
+            _ = (
+                self.app.store
+            )  # own the index from the start: a held one fails here, not at the first question
         except BaseException:
             self.httpd.server_close()
             raise
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="rag-api", daemon=True)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, name="rag-api", daemon=True
+        )
         self._thread.start()
         s = self.app.settings
-        write_server_file(self.file, {
-            "url": self.url, "pid": os.getpid(), "token": self.token, "collection": s.collection,
-            "qdrant_url": s.qdrant_url, "started_at": time.time(),
-        })
+        write_server_file(
+            self.file,
+            {
+                "url": self.url,
+                "pid": os.getpid(),
+                "token": self.token,
+                "collection": s.collection,
+                "qdrant_url": s.qdrant_url,
+                "started_at": time.time(),
+            },
+        )
         return self
 
     def wait(self) -> None:
@@ -302,12 +359,17 @@ class ApiServer:
 
 # -- OpenAI-compatible chat completions --------------------------------------------------------
 
+
 def _last_user_message(body: dict) -> str:
     for message in reversed(body.get("messages") or []):
         if isinstance(message, dict) and message.get("role") == "user":
             content = message.get("content")
             if isinstance(content, list):  # content parts: the text ones, joined
-                content = " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+                content = " ".join(
+                    p.get("text", "")
+                    for p in content
+                    if isinstance(p, dict) and p.get("type") == "text"
+                )
             return content if isinstance(content, str) else ""
     return ""
 
@@ -321,17 +383,35 @@ def openai_completion(handler: _Handler, api: ApiServer, body: dict) -> None:
     cid, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
 
     def chunk(delta: dict, finish: str | None = None, **extra) -> bytes:
-        data = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": api.app.settings.llm,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+        data = {
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": api.app.settings.llm,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **extra,
+        }
         return b"data: " + json.dumps(data).encode("utf-8") + b"\n\n"
 
     if not body.get("stream"):
         data = api.run("ask", {"question": question}, lambda event: None)
-        return handler.send_json(200, {
-            "id": cid, "object": "chat.completion", "created": created, "model": data["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": data["answer"]}, "finish_reason": "stop"}],
-            "rag": data,
-        })
+        return handler.send_json(
+            200,
+            {
+                "id": cid,
+                "object": "chat.completion",
+                "created": created,
+                "model": data["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": data["answer"]},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "rag": data,
+            },
+        )
     started = False
 
     def begin() -> None:

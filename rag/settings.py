@@ -120,7 +120,11 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             elif kind == "float":
                 out[name] = float(value)
             elif kind == "bool":
-                out[name] = value if isinstance(value, bool) else str(value).strip().lower() in {"1", "true", "yes", "on"}
+                out[name] = (
+                    value
+                    if isinstance(value, bool)
+                    else str(value).strip().lower() in {"1", "true", "yes", "on"}
+                )
             else:
                 out[name] = str(value)
         except ValueError:

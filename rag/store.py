@@ -80,8 +80,14 @@ class Store(Protocol):
     def delete(self, ids: list[str]) -> None: ...
     def all_ids(self) -> set[str]: ...
     def sources_by_name(self) -> dict[str, int]: ...
-    def query(self, mode: str, dense: list[float] | None, sparse: SparseVec | None, limit: int,
-              filters: dict[str, list[str]] | None = None) -> list[StoredPoint]: ...
+    def query(
+        self,
+        mode: str,
+        dense: list[float] | None,
+        sparse: SparseVec | None,
+        limit: int,
+        filters: dict[str, list[str]] | None = None,
+    ) -> list[StoredPoint]: ...
 
 
 def manifest_id(path: str) -> str:

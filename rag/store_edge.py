@@ -19,8 +19,20 @@ from pathlib import Path
 from rag.errors import CorruptIndex, StoreLocked
 from rag.settings import Settings
 from rag.store import (
-    CONFIG_ID, DENSE, FILTER_FIELDS, RRF_K, SCROLL_PAGE, SPARSE, WRITE_BATCH, Row, SparseVec,
-    StoredPoint, manifest_from, manifest_id, prefetch_depth, sources_by_name,
+    CONFIG_ID,
+    DENSE,
+    FILTER_FIELDS,
+    RRF_K,
+    SCROLL_PAGE,
+    SPARSE,
+    WRITE_BATCH,
+    Row,
+    SparseVec,
+    StoredPoint,
+    manifest_from,
+    manifest_id,
+    prefetch_depth,
+    sources_by_name,
 )
 
 # A shard needs at least one vector; the manifest's points carry none of this one.
@@ -58,7 +70,8 @@ class _Guarded:
                 if _is_lock_error(exc):
                     raise locked_error(self._root) from None
                 raise CorruptIndex(
-                    f"the index at {self._root} is damaged ({str(exc)[:160]})", "run: rag ingest --rebuild",
+                    f"the index at {self._root} is damaged ({str(exc)[:160]})",
+                    "run: rag ingest --rebuild",
                 ) from None
 
         return call
@@ -76,7 +89,9 @@ class OwnerLock:
         settings.index_path.mkdir(parents=True, exist_ok=True)
         self._handle = open(settings.index_path / f"{settings.collection}.lock", "a+")
         try:
-            portalocker.lock(self._handle, portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING)
+            portalocker.lock(
+                self._handle, portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING
+            )
         except portalocker.exceptions.LockException:
             self._handle.close()
             raise locked_error(self.root) from None
@@ -140,12 +155,21 @@ class EdgeStore:
                 raise
         if self._files is not None and self._passages is None and self.read_config() is not None:
             self._close_shards()
-            raise CorruptIndex(f"the index at {self.root} has a manifest but no passages", "run: rag ingest --rebuild")
+            raise CorruptIndex(
+                f"the index at {self.root} has a manifest but no passages",
+                "run: rag ingest --rebuild",
+            )
 
     def ensure_collections(self, dim: int) -> None:
         from qdrant_edge import (
-            Distance, EdgeConfig, EdgeShard, EdgeSparseVectorParams, EdgeVectorParams, Modifier,
-            PayloadSchemaType, UpdateOperation,
+            Distance,
+            EdgeConfig,
+            EdgeShard,
+            EdgeSparseVectorParams,
+            EdgeVectorParams,
+            Modifier,
+            PayloadSchemaType,
+            UpdateOperation,
         )
 
         if self._passages is None:
@@ -153,9 +177,13 @@ class EdgeStore:
                 vectors={DENSE: EdgeVectorParams(size=dim, distance=Distance.Cosine)},
                 sparse_vectors={SPARSE: EdgeSparseVectorParams(modifier=Modifier.Idf)},
             )
-            self._passages = _Guarded(EdgeShard.create(str(self.root / "passages"), config), self.root)
+            self._passages = _Guarded(
+                EdgeShard.create(str(self.root / "passages"), config), self.root
+            )
             for field in FILTER_FIELDS:
-                self._passages.update(UpdateOperation.create_field_index(field, PayloadSchemaType.Keyword))
+                self._passages.update(
+                    UpdateOperation.create_field_index(field, PayloadSchemaType.Keyword)
+                )
         if self._files is None:
             config = EdgeConfig(sparse_vectors={MANIFEST_VECTOR: EdgeSparseVectorParams()})
             self._files = _Guarded(EdgeShard.create(str(self.root / "files"), config), self.root)
@@ -236,7 +264,14 @@ class EdgeStore:
         from qdrant_edge import Point, SparseVector, UpdateOperation
 
         points = [
-            Point(pid, {DENSE: list(map(float, dense)), SPARSE: SparseVector(list(idx), list(map(float, val)))}, payload)
+            Point(
+                pid,
+                {
+                    DENSE: list(map(float, dense)),
+                    SPARSE: SparseVector(list(idx), list(map(float, val))),
+                },
+                payload,
+            )
             for pid, dense, (idx, val), payload in rows
         ]
         for i in range(0, len(points), WRITE_BATCH):
@@ -265,20 +300,39 @@ class EdgeStore:
 
     # -- search ---------------------------------------------------------------------------
     def query(
-        self, mode: str, dense: list[float] | None, sparse: SparseVec | None, limit: int,
+        self,
+        mode: str,
+        dense: list[float] | None,
+        sparse: SparseVec | None,
+        limit: int,
         filters: dict[str, list[str]] | None = None,
     ) -> list[StoredPoint]:
         from qdrant_edge import (
-            FieldCondition, Filter, Fusion, MatchAny, Prefetch, Query, QueryRequest, SparseVector,
+            FieldCondition,
+            Filter,
+            Fusion,
+            MatchAny,
+            Prefetch,
+            Query,
+            QueryRequest,
+            SparseVector,
         )
 
         if self._passages is None:
             return []
-        must = [FieldCondition(key=k, match=MatchAny(any=list(v))) for k, v in (filters or {}).items() if v]
+        must = [
+            FieldCondition(key=k, match=MatchAny(any=list(v)))
+            for k, v in (filters or {}).items()
+            if v
+        ]
         flt = Filter(must=must) if must else None
         has_terms = bool(sparse and sparse[0])
         dense_q = Query.Nearest(list(map(float, dense)), using=DENSE) if dense is not None else None
-        sparse_q = Query.Nearest(SparseVector(list(sparse[0]), list(map(float, sparse[1]))), using=SPARSE) if has_terms else None
+        sparse_q = (
+            Query.Nearest(SparseVector(list(sparse[0]), list(map(float, sparse[1]))), using=SPARSE)
+            if has_terms
+            else None
+        )
         common = dict(limit=limit, filter=flt, with_payload=True, with_vector=[DENSE])
         if mode == "dense":
             request = QueryRequest(query=dense_q, **common)
@@ -304,7 +358,11 @@ def _scroll(shard, with_payload: bool = True) -> Iterator[tuple[str, dict]]:
 
     offset = None
     while True:
-        records, offset = shard.scroll(ScrollRequest(offset=offset, limit=SCROLL_PAGE, with_payload=with_payload, with_vector=False))
+        records, offset = shard.scroll(
+            ScrollRequest(
+                offset=offset, limit=SCROLL_PAGE, with_payload=with_payload, with_vector=False
+            )
+        )
         for rec in records:
             yield str(rec.id), dict(rec.payload or {})
         if offset is None:

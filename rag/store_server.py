@@ -13,8 +13,20 @@ from collections.abc import Iterable, Iterator
 from rag.errors import StoreUnavailable
 from rag.settings import Settings
 from rag.store import (
-    CONFIG_ID, DENSE, FILTER_FIELDS, RRF_K, SCROLL_PAGE, SPARSE, WRITE_BATCH, Row, SparseVec,
-    StoredPoint, manifest_from, manifest_id, prefetch_depth, sources_by_name,
+    CONFIG_ID,
+    DENSE,
+    FILTER_FIELDS,
+    RRF_K,
+    SCROLL_PAGE,
+    SPARSE,
+    WRITE_BATCH,
+    Row,
+    SparseVec,
+    StoredPoint,
+    manifest_from,
+    manifest_id,
+    prefetch_depth,
+    sources_by_name,
 )
 
 
@@ -32,7 +44,9 @@ class ServerStore:
         from qdrant_client import QdrantClient
 
         try:
-            client = QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key or None, timeout=30)
+            client = QdrantClient(
+                url=settings.qdrant_url, api_key=settings.qdrant_api_key or None, timeout=30
+            )
             client.get_collections()
         except Exception as exc:
             raise StoreUnavailable(
@@ -127,7 +141,10 @@ class ServerStore:
         points = [
             m.PointStruct(
                 id=pid,
-                vector={DENSE: list(map(float, dense)), SPARSE: m.SparseVector(indices=idx, values=val)},
+                vector={
+                    DENSE: list(map(float, dense)),
+                    SPARSE: m.SparseVector(indices=idx, values=val),
+                },
                 payload=payload,
             )
             for pid, dense, (idx, val), payload in rows
@@ -138,7 +155,10 @@ class ServerStore:
     def set_payloads(self, updates: dict[str, dict]) -> None:
         from qdrant_client import models as m
 
-        ops = [m.SetPayloadOperation(set_payload=m.SetPayload(payload=p, points=[pid])) for pid, p in updates.items()]
+        ops = [
+            m.SetPayloadOperation(set_payload=m.SetPayload(payload=p, points=[pid]))
+            for pid, p in updates.items()
+        ]
         for i in range(0, len(ops), WRITE_BATCH):
             self.client.batch_update_points(self.name, ops[i : i + WRITE_BATCH])
 
@@ -159,7 +179,9 @@ class ServerStore:
     def _scroll(self, collection: str, with_payload: bool = True) -> Iterator[tuple[str, dict]]:
         offset = None
         while True:
-            records, offset = self.client.scroll(collection, limit=SCROLL_PAGE, offset=offset, with_payload=with_payload)
+            records, offset = self.client.scroll(
+                collection, limit=SCROLL_PAGE, offset=offset, with_payload=with_payload
+            )
             for rec in records:
                 yield str(rec.id), dict(rec.payload or {})
             if offset is None:
@@ -167,17 +189,27 @@ class ServerStore:
 
     # -- search ---------------------------------------------------------------------------
     def query(
-        self, mode: str, dense: list[float] | None, sparse: SparseVec | None, limit: int,
+        self,
+        mode: str,
+        dense: list[float] | None,
+        sparse: SparseVec | None,
+        limit: int,
         filters: dict[str, list[str]] | None = None,
     ) -> list[StoredPoint]:
         from qdrant_client import models as m
 
         if not self.client.collection_exists(self.name):
             return []
-        must = [m.FieldCondition(key=k, match=m.MatchAny(any=list(v))) for k, v in (filters or {}).items() if v]
+        must = [
+            m.FieldCondition(key=k, match=m.MatchAny(any=list(v)))
+            for k, v in (filters or {}).items()
+            if v
+        ]
         flt = m.Filter(must=must) if must else None
         has_terms = bool(sparse and sparse[0])
-        sparse_vec = m.SparseVector(indices=list(sparse[0]), values=list(sparse[1])) if has_terms else None
+        sparse_vec = (
+            m.SparseVector(indices=list(sparse[0]), values=list(sparse[1])) if has_terms else None
+        )
         common = dict(limit=limit, query_filter=flt, with_payload=True, with_vectors=[DENSE])
         if mode == "dense":
             res = self.client.query_points(self.name, query=dense, using=DENSE, **common)

@@ -33,14 +33,32 @@ _STOP = set(
 
 
 def _stem(word: str) -> str:
-    for suffix in ("ingly", "ations", "ation", "ities", "ness", "ings", "ing", "ies", "ied", "ers", "er", "ed", "es", "ly", "s"):
+    for suffix in (
+        "ingly",
+        "ations",
+        "ation",
+        "ities",
+        "ness",
+        "ings",
+        "ing",
+        "ies",
+        "ied",
+        "ers",
+        "er",
+        "ed",
+        "es",
+        "ly",
+        "s",
+    ):
         if len(word) > len(suffix) + 3 and word.endswith(suffix):
             return word[: -len(suffix)]
     return word
 
 
 def content_words(text: str) -> set[str]:
-    return {_stem(w) for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOP and len(w) > 1}
+    return {
+        _stem(w) for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOP and len(w) > 1
+    }
 
 
 def key_terms(sentence: str) -> set[str]:
@@ -49,7 +67,11 @@ def key_terms(sentence: str) -> set[str]:
     exp(z_log_var / 2) * epsilon" rested on a sampling snippet that never mentions KL."""
     words = re.findall(r"[A-Za-z0-9]+", sentence)
     keys = {w.lower() for w in words if any(ch.isdigit() for ch in w)}
-    keys |= {w.lower() for i, w in enumerate(words) if i > 0 and w[0].isupper() and w.lower() not in _STOP and len(w) > 2}
+    keys |= {
+        w.lower()
+        for i, w in enumerate(words)
+        if i > 0 and w[0].isupper() and w.lower() not in _STOP and len(w) > 2
+    }
     keys |= {w.lower() for i, w in enumerate(words) if i > 0 and len(w) == 2 and w.isupper()}
     return keys
 
@@ -64,7 +86,14 @@ class Verdict:
 
 
 class Verifier:
-    def __init__(self, hits: list[Hit], dense=None, terms=None, min_overlap: float = 0.67, min_similarity: float = 0.62):
+    def __init__(
+        self,
+        hits: list[Hit],
+        dense=None,
+        terms=None,
+        min_overlap: float = 0.67,
+        min_similarity: float = 0.62,
+    ):
         self.hits = hits
         self.dense = dense  # () -> DenseEncoder, for meaning-level support; None: words only
         # text -> set of content terms. The BM25 analyser (stop words out, Snowball stems) keeps
@@ -84,8 +113,16 @@ class Verifier:
             parts = [p for p in re.split(r"(?<=[.!?])\s+|\n+", h.text) if p.strip()] or [h.text]
             # The passage's first sentence comes with every window: it names the subject that
             # later lines ("Limitations: mode collapse, …") leave unsaid.
-            spans = [" ".join(([parts[0]] if j else []) + parts[j : j + 2]) for j in range(max(1, len(parts) - 1))]
-            self.windows.append([(self.terms(w) | ctx, re.sub(r"\s+", " ", w.lower()) + " " + h.context.lower()) for w in spans])
+            spans = [
+                " ".join(([parts[0]] if j else []) + parts[j : j + 2])
+                for j in range(max(1, len(parts) - 1))
+            ]
+            self.windows.append(
+                [
+                    (self.terms(w) | ctx, re.sub(r"\s+", " ", w.lower()) + " " + h.context.lower())
+                    for w in spans
+                ]
+            )
         self._passage_vecs = None
         self._texts = texts
         self._subject: set[str] = set()
@@ -105,7 +142,11 @@ class Verifier:
         asked = self.terms(question) if question else set()
         words = self.terms(re.sub(r"^\s*yes\b[,.!]?", "", sentence, flags=re.I))
         claim = words - asked
-        keys = key_terms(sentence) - {k for k in key_terms(question)} if question else key_terms(sentence)
+        keys = (
+            key_terms(sentence) - {k for k in key_terms(question)}
+            if question
+            else key_terms(sentence)
+        )
         # Names and numbers the sentence echoes from the question ("DALL-E 3") need not sit in
         # the same window, but the passage must be about them: "trained on a large dataset of
         # images" from a GAN passage does not answer what DALL-E 3 was trained on.
@@ -118,19 +159,28 @@ class Verifier:
         support = [self._support(claim, words, keys, sentence, [i]) for i in range(n)]
         v = Verdict(sentence, cited, support)
         valid = sorted({c for c in cited if 1 <= c <= n})
-        if valid and self._support(claim, words, keys, sentence, [c - 1 for c in valid]) >= self.min_overlap:
+        if (
+            valid
+            and self._support(claim, words, keys, sentence, [c - 1 for c in valid])
+            >= self.min_overlap
+        ):
             # Keep the cited passages that contribute to the claim.
             v.kept = [c for c in valid if claim & self.words[c - 1] or len(valid) == 1] or valid
             v.reason = "supported"
             return v
         ok = [i + 1 for i, sc in enumerate(support) if sc >= self.min_overlap]
         if ok:
-            v.kept, v.reason = [max(ok, key=lambda c: support[c - 1])], "moved" if cited else "added"
+            v.kept, v.reason = (
+                [max(ok, key=lambda c: support[c - 1])],
+                "moved" if cited else "added",
+            )
         else:
             v.reason = "unsupported"
         return v
 
-    def _support(self, claim: set, sentence_words: set, keys: set[str], sentence: str, idx: list[int]) -> float:
+    def _support(
+        self, claim: set, sentence_words: set, keys: set[str], sentence: str, idx: list[int]
+    ) -> float:
         if not claim:
             return 0.0
         whole = " ".join(self.lower[i] for i in idx)
@@ -138,7 +188,10 @@ class Verifier:
             return 0.0
         if len(idx) == 1:
             # The best window of the passage.
-            return max(self._score(claim, sentence_words, keys, sentence, idx[0], w, low) for w, low in self.windows[idx[0]])
+            return max(
+                self._score(claim, sentence_words, keys, sentence, idx[0], w, low)
+                for w, low in self.windows[idx[0]]
+            )
         words = set().union(*(self.words[i] for i in idx))
         lower = " ".join(self.lower[i] for i in idx)
         return self._score(claim, sentence_words, keys, sentence, None, words, lower)
@@ -153,7 +206,12 @@ class Verifier:
         topical = len(sentence_words & words) / len(sentence_words)
         if topical < 0.4:
             overlap = min(overlap, topical)
-        if overlap < self.min_overlap and i is not None and self.dense is not None and topical >= 0.4:
+        if (
+            overlap < self.min_overlap
+            and i is not None
+            and self.dense is not None
+            and topical >= 0.4
+        ):
             # Paraphrase: close in meaning to the passage although worded differently.
             sim = float(self._similarities(sentence)[i])
             if sim >= self.min_similarity:
@@ -163,7 +221,9 @@ class Verifier:
 
 def _mentions(lower_text: str, key: str) -> bool:
     # Whole words only, and not inside code: a number in "max_tokens=100" is not a stated fact.
-    return re.search(r"(?<![a-z0-9_=])" + re.escape(key) + r"(?![a-z0-9_=])", lower_text) is not None
+    return (
+        re.search(r"(?<![a-z0-9_=])" + re.escape(key) + r"(?![a-z0-9_=])", lower_text) is not None
+    )
 
 
 JUDGE_SYSTEM = (
@@ -180,8 +240,10 @@ JUDGE_SYSTEM = (
 def judge_messages(passage: str, sentence: str) -> list[dict]:
     # The passage comes before the claim, so the claims of one answer that rest on one passage
     # share their prompt up to the claim, and llama.cpp reads the passage once.
-    return [{"role": "system", "content": JUDGE_SYSTEM},
-            {"role": "user", "content": f"Passage: {passage}\nClaim: {sentence}\nAnswer:"}]
+    return [
+        {"role": "system", "content": JUDGE_SYSTEM},
+        {"role": "user", "content": f"Passage: {passage}\nClaim: {sentence}\nAnswer:"},
+    ]
 
 
 class EntailmentJudge:
@@ -202,7 +264,9 @@ class EntailmentJudge:
         return sorted({ids[0] for ids in (self.llm.token_ids(w) for w in words) if ids})
 
     def probability(self, passage: str, sentence: str) -> float:
-        scores = self.llm.next_token_scores(self.llm.format_prompt(judge_messages(passage, sentence)))
+        scores = self.llm.next_token_scores(
+            self.llm.format_prompt(judge_messages(passage, sentence))
+        )
         yes = _logsumexp([float(scores[i]) for i in self._yes])
         no = _logsumexp([float(scores[i]) for i in self._no])
         return 1.0 / (1.0 + math.exp(no - yes))

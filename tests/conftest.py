@@ -108,7 +108,9 @@ def make_answer_app(tmp_path, dense_encoder, judge_contexts):
         overrides.setdefault("data_dir", tmp_path / "data")
         # The judge's context is loaded only for apps that turn the judge on.
         judge = judge_contexts(llm) if overrides.get("judge_citations") else None
-        app = RagApp(load_settings(**overrides), dense_encoder=dense_encoder, llm=llm, judge_llm=judge)
+        app = RagApp(
+            load_settings(**overrides), dense_encoder=dense_encoder, llm=llm, judge_llm=judge
+        )
         apps.append(app)
         return app
 

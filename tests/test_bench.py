@@ -24,12 +24,27 @@ def _positive(x) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not PYDOC.is_dir(), reason="needs Debian's python3.11-doc (apt-get install python3.11-doc)")
+@pytest.mark.skipif(
+    not PYDOC.is_dir(), reason="needs Debian's python3.11-doc (apt-get install python3.11-doc)"
+)
 def test_quick_bench_writes_the_figures(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "eval.bench", "--quick", "--silent", "--json", str(out), "--workdir", str(tmp_path / "work")],
-        cwd=ROOT, capture_output=True, text=True, timeout=1800,
+        [
+            sys.executable,
+            "-m",
+            "eval.bench",
+            "--quick",
+            "--silent",
+            "--json",
+            str(out),
+            "--workdir",
+            str(tmp_path / "work"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Index backends" in proc.stdout and "LLM bare" in proc.stdout
@@ -37,7 +52,9 @@ def test_quick_bench_writes_the_figures(tmp_path):
 
     # The LLM measured bare, in the same run.
     assert _positive(data["prefill_tok_s"]) and _positive(data["decode_tok_s"])
-    assert data["prefill_tok_s"] > data["decode_tok_s"]  # a batch is always faster than one token at a time
+    assert (
+        data["prefill_tok_s"] > data["decode_tok_s"]
+    )  # a batch is always faster than one token at a time
 
     # Per-question timings: 5 questions, those that reached the LLM have prompt tokens and a ttft.
     q = data["questions"]

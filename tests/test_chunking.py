@@ -75,9 +75,16 @@ def test_spans_are_verbatim_for_markdown_and_bullets():
     assert by_text["Intro line here."].section == ""
     assert by_text["Intro line here."].context == "Setup Guide"
     install = by_text["Run the installer. Then restart the machine."]
-    assert (install.section, install.context, install.kind) == ("Install", "Setup Guide — Install", "prose")
+    assert (install.section, install.context, install.kind) == (
+        "Install",
+        "Setup Guide — Install",
+        "prose",
+    )
     assert [p.text for p in passages if p.kind == "list_item"] == [
-        "- first step", "- second step", "- third step", "- fourth step",
+        "- first step",
+        "- second step",
+        "- third step",
+        "- fourth step",
     ]
     assert not any("#" in p.text for p in passages)  # headings go to section/context only
 
@@ -92,8 +99,12 @@ MODEL_TYPES = [
     "Flow-based models",
 ]
 FEATURES = [
-    "Data type", "Task objective", "Quality of samples", "Control over generation",
-    "Training complexity", "Interpretability",
+    "Data type",
+    "Task objective",
+    "Quality of samples",
+    "Control over generation",
+    "Training complexity",
+    "Interpretability",
 ]
 MODEL_HEADER = "Table columns: Model | Key features | Applications"
 FEATURE_HEADER = "Table columns: Feature | GANs | VAEs | Autoregressive models | Diffusion models | Flow-based models"
@@ -147,7 +158,9 @@ def _faq_lines(source: str) -> list[str]:
 @pytest.mark.parametrize("source", [DIFFERENCES, TYPES])
 def test_each_faq_answer_is_its_own_list_item(chunks, source):
     faq = _faq_lines(source)
-    assert faq[-1] == "They store synthetic data alongside real data with clear metadata separation."
+    assert (
+        faq[-1] == "They store synthetic data alongside real data with clear metadata separation."
+    )
     items = [p.text for p in chunks[source] if p.kind == "list_item"]
     assert items == faq
     assert "Pinecone, FAISS, Milvus, and Weaviate." in items
@@ -173,7 +186,9 @@ def _glued(p: Passage) -> bool:
     introduces it, a "Label: …" line kept with its paragraph, a lead-in ending in ":" kept
     with what follows, or a single sentence longer than the budget."""
     lines = p.text.split("\n")
-    code = re.compile(r"^\s*(#\s|[\w.\[\], ]+\s*=\s*\S|[\w.]+\(.*\)\s*$|(for|if|while|def|print)\b)")
+    code = re.compile(
+        r"^\s*(#\s|[\w.\[\], ]+\s*=\s*\S|[\w.]+\(.*\)\s*$|(for|if|while|def|print)\b)"
+    )
     label = re.compile(r"^\s*[A-Z][\w /()-]{0,30}:\s+\S")
     return (
         any(code.match(line) for line in lines[1:])
@@ -185,7 +200,9 @@ def _glued(p: Passage) -> bool:
 
 def _over_budget(docs, budget: int, overlap: int) -> tuple[list[Passage], list[Passage]]:
     """(prose passages, the ones over the budget)"""
-    prose = [p for d in docs.values() for p in chunk_document(d, budget, overlap) if p.kind == "prose"]
+    prose = [
+        p for d in docs.values() for p in chunk_document(d, budget, overlap) if p.kind == "prose"
+    ]
     return prose, [p for p in prose if count_tokens(p.text) > budget]
 
 
@@ -262,7 +279,9 @@ def test_neighbouring_prose_passages_in_the_guides_overlap_by_a_sentence(docs, c
             last = _sentences(a.text)[-1]
             carried = count_tokens(last)
             closes_section = bool(re.match(r"[A-Z][\w /()-]{0,30}:\s+\S", last.strip()))
-            assert closes_section or carried > 120 // 3 or carried + count_tokens(b.text) > 120, a.text[-80:]
+            assert closes_section or carried > 120 // 3 or carried + count_tokens(b.text) > 120, (
+                a.text[-80:]
+            )
     assert pairs >= 8 and overlapping >= pairs // 2
 
 

@@ -14,14 +14,28 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def rag(*args: str, data_dir: Path, timeout: float = 300, **extra_env: str) -> subprocess.CompletedProcess:
+def rag(
+    *args: str, data_dir: Path, timeout: float = 300, **extra_env: str
+) -> subprocess.CompletedProcess:
     env = dict(os.environ, RAG_DATA_DIR=str(data_dir))
-    for name in ("RAG_DEBUG", "RAG_CORPUS", "RAG_MODE", "RAG_TOP_K", "RAG_QDRANT_URL", "RAG_LLM", "RAG_EXPAND_QUERY"):
+    for name in (
+        "RAG_DEBUG",
+        "RAG_CORPUS",
+        "RAG_MODE",
+        "RAG_TOP_K",
+        "RAG_QDRANT_URL",
+        "RAG_LLM",
+        "RAG_EXPAND_QUERY",
+    ):
         env.pop(name, None)
     env.update(extra_env)
     return subprocess.run(
         [sys.executable, "-m", "rag.cli", *args],
-        env=env, cwd=data_dir.parent, capture_output=True, text=True, timeout=timeout,
+        env=env,
+        cwd=data_dir.parent,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -105,7 +119,14 @@ def test_search_for_nothing_is_one_line_exit_2(tmp_path, query):
         ["frobnicate"],
         [],
     ],
-    ids=["unknown-option", "bad-mode", "bad-top-k", "ingest-unknown-option", "unknown-command", "no-command"],
+    ids=[
+        "unknown-option",
+        "bad-mode",
+        "bad-top-k",
+        "ingest-unknown-option",
+        "unknown-command",
+        "no-command",
+    ],
 )
 def test_bad_options_are_one_line_exit_2(tmp_path, args):
     data = tmp_path / "data"

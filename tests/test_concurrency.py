@@ -57,7 +57,10 @@ def indexed_data(tmp_path_factory, dense_encoder) -> dict:
     root = tmp_path_factory.mktemp("conc-template")
     corpus, data = root / "corpus", root / "data"
     shutil.copytree(CORPUS, corpus)
-    app = RagApp(load_settings(env={}, expand_query=False, data_dir=data, corpus=corpus), dense_encoder=dense_encoder)
+    app = RagApp(
+        load_settings(env={}, expand_query=False, data_dir=data, corpus=corpus),
+        dense_encoder=dense_encoder,
+    )
     try:
         app.ingest([corpus])
     finally:
@@ -80,10 +83,17 @@ def holder(indexed_data, tmp_path):
     """A separate process holding the embedded store of a copy of the index."""
     data = tmp_path / "data"
     shutil.copytree(indexed_data["data"], data)
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(data)], env=rag_env(data),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(data)],
+        env=rag_env(data),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline()
-    assert line.strip().isdigit() and int(line) > 0, proc.stderr.read()[-2000:] if proc.poll() is not None else line
+    assert line.strip().isdigit() and int(line) > 0, (
+        proc.stderr.read()[-2000:] if proc.poll() is not None else line
+    )
     yield {"proc": proc, "data": data, "corpus": indexed_data["corpus"]}
     if proc.poll() is None:
         proc.kill()
@@ -114,10 +124,17 @@ def assert_store_locked(proc: subprocess.CompletedProcess, elapsed: float) -> st
     return line
 
 
-def run_rag(args: list[str], data: Path, timeout: int = 300) -> tuple[subprocess.CompletedProcess, float]:
+def run_rag(
+    args: list[str], data: Path, timeout: int = 300
+) -> tuple[subprocess.CompletedProcess, float]:
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "rag.cli", *args], env=rag_env(data),
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rag.cli", *args],
+        env=rag_env(data),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return proc, time.perf_counter() - started
 
 
@@ -172,8 +189,12 @@ def test_with_rag_ui_holding_the_store_others_go_through_it(indexed_data, tmp_pa
     shutil.copytree(indexed_data["data"], data)
     port = free_port()
     log = open(tmp_path / "ui.log", "w")
-    ui = subprocess.Popen([sys.executable, "-m", "rag.cli", "ui", "--port", str(port), "--model", "smollm2-135m"],
-                          env=rag_env(data), stdout=log, stderr=subprocess.STDOUT)
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "rag.cli", "ui", "--port", str(port), "--model", "smollm2-135m"],
+        env=rag_env(data),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         wait_http(f"http://127.0.0.1:{port}/", ui, timeout=300)
         assert (data / "server.json").exists()
@@ -182,7 +203,9 @@ def test_with_rag_ui_holding_the_store_others_go_through_it(indexed_data, tmp_pa
             assert proc.returncode == 0, (command, proc.stderr[-2000:])
             assert proc.stdout.strip() and "Traceback" not in proc.stderr
         # eval opens the index itself, whatever runs: it is told who holds it
-        proc, elapsed = run_rag(["eval", "--retrieval-only", "--limit", "1", "--out", str(tmp_path / "eval")], data)
+        proc, elapsed = run_rag(
+            ["eval", "--retrieval-only", "--limit", "1", "--out", str(tmp_path / "eval")], data
+        )
         line = assert_store_locked(proc, elapsed)
         assert "rag ui" in line  # names the likely holder
         assert ui.poll() is None
@@ -214,22 +237,35 @@ QUESTIONS = [
 ]
 NEW_DOCS = {
     f"made-up-{k}.txt": f"The {word} model is a made-up generator that draws {thing}.\n"
-    for k, (word, thing) in enumerate([("Zephyrnet", "kites"), ("Quillotron", "maps"), ("Mossgrid", "ferns"),
-                                       ("Tarnwing", "owls")])
+    for k, (word, thing) in enumerate(
+        [
+            ("Zephyrnet", "kites"),
+            ("Quillotron", "maps"),
+            ("Mossgrid", "ferns"),
+            ("Tarnwing", "owls"),
+        ]
+    )
 }
 
 
 def index_state(app: RagApp) -> tuple[dict, dict]:
     ids = sorted(app.store.all_ids())
     points = {pid: sorted(p["sources"]) for pid, p in app.store.get(ids).items()}
-    manifest = {e["source"]: (sorted(e["ids"]), e.get("pending_ids", [])) for e in app.store.read_manifest().values()}
+    manifest = {
+        e["source"]: (sorted(e["ids"]), e.get("pending_ids", []))
+        for e in app.store.read_manifest().values()
+    }
     return points, manifest
 
 
 def test_threads_sharing_one_app_lose_nothing(tmp_path, dense_encoder, small_llm):
     corpus, data = tmp_path / "corpus", tmp_path / "data"
     shutil.copytree(CORPUS, corpus)
-    app = RagApp(load_settings(env={}, data_dir=data, corpus=corpus), dense_encoder=dense_encoder, llm=small_llm)
+    app = RagApp(
+        load_settings(env={}, data_dir=data, corpus=corpus),
+        dense_encoder=dense_encoder,
+        llm=small_llm,
+    )
     errors: list[str] = []
     answers: dict[str, list] = {}
     searches: list[int] = []
@@ -243,6 +279,7 @@ def test_threads_sharing_one_app_lose_nothing(tmp_path, dense_encoder, small_llm
                 fn(*args)
             except Exception:
                 errors.append(traceback.format_exc())
+
         return run
 
     @guard
@@ -265,7 +302,9 @@ def test_threads_sharing_one_app_lose_nothing(tmp_path, dense_encoder, small_llm
         rng = random.Random(n)
         for _ in range(15):
             q = rng.choice(QUESTIONS + [f"What is the {w}?" for w in ("Zephyrnet", "Mossgrid")])
-            hits = app.search(q, mode=rng.choice(["hybrid", "dense", "sparse"]), top_k=rng.randint(1, 8))
+            hits = app.search(
+                q, mode=rng.choice(["hybrid", "dense", "sparse"]), top_k=rng.randint(1, 8)
+            )
             assert all(h.text for h in hits)
             searches.append(len(hits))
 
@@ -276,10 +315,15 @@ def test_threads_sharing_one_app_lose_nothing(tmp_path, dense_encoder, small_llm
             app.history.conversations()
             time.sleep(0.2)
 
-    threads = [threading.Thread(target=ingester), threading.Thread(target=asker, args=(0,)),
-               threading.Thread(target=asker, args=(1,)), threading.Thread(target=searcher, args=(1,)),
-               threading.Thread(target=searcher, args=(2,)), threading.Thread(target=searcher, args=(3,)),
-               threading.Thread(target=lister)]
+    threads = [
+        threading.Thread(target=ingester),
+        threading.Thread(target=asker, args=(0,)),
+        threading.Thread(target=asker, args=(1,)),
+        threading.Thread(target=searcher, args=(1,)),
+        threading.Thread(target=searcher, args=(2,)),
+        threading.Thread(target=searcher, args=(3,)),
+        threading.Thread(target=lister),
+    ]
     # the eighth party: the test thread asks through the stream API meanwhile
     for t in threads:
         t.start()
@@ -307,11 +351,17 @@ def test_threads_sharing_one_app_lose_nothing(tmp_path, dense_encoder, small_llm
         for name, text in NEW_DOCS.items():
             word = text.split()[1]
             hits = app.search(f"What is the {word} model?", mode="sparse", top_k=3)
-            assert hits and hits[0].source == f"corpus/{name}", (name, [(h.source, h.text[:40]) for h in hits])
+            assert hits and hits[0].source == f"corpus/{name}", (
+                name,
+                [(h.source, h.text[:40]) for h in hits],
+            )
         got_state = index_state(app)
     finally:
         app.close()
-    clean = RagApp(load_settings(env={}, expand_query=False, data_dir=tmp_path / "clean", corpus=corpus), dense_encoder=dense_encoder)
+    clean = RagApp(
+        load_settings(env={}, expand_query=False, data_dir=tmp_path / "clean", corpus=corpus),
+        dense_encoder=dense_encoder,
+    )
     try:
         clean.ingest([corpus])
         assert got_state == index_state(clean)
@@ -323,7 +373,11 @@ def test_threads_asking_at_once_get_their_own_answers(tmp_path, dense_encoder, s
     """Answers are not mixed between threads: each carries its own question and passages."""
     corpus = tmp_path / "corpus"
     shutil.copytree(CORPUS, corpus)
-    app = RagApp(load_settings(env={}, data_dir=tmp_path / "data", corpus=corpus), dense_encoder=dense_encoder, llm=small_llm)
+    app = RagApp(
+        load_settings(env={}, data_dir=tmp_path / "data", corpus=corpus),
+        dense_encoder=dense_encoder,
+        llm=small_llm,
+    )
     app.ensure_index()
     results: dict[str, object] = {}
     errors: list[str] = []
@@ -358,17 +412,33 @@ def test_threads_asking_at_once_get_their_own_answers(tmp_path, dense_encoder, s
 @pytest.mark.slow
 def test_load_script_short_run(tmp_path):
     out = tmp_path / "load.json"
-    cmd = [sys.executable, str(ROOT / "eval" / "load.py"), "--users", "4", "--seconds", "40",
-           "--model", "smollm2-135m", "--data-dir", str(tmp_path / "data"), "--json", str(out)]
+    cmd = [
+        sys.executable,
+        str(ROOT / "eval" / "load.py"),
+        "--users",
+        "4",
+        "--seconds",
+        "40",
+        "--model",
+        "smollm2-135m",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--json",
+        str(out),
+    ]
     started = time.perf_counter()
-    proc = subprocess.run(cmd, env=rag_env(tmp_path / "data"), capture_output=True, text=True, timeout=1500)
+    proc = subprocess.run(
+        cmd, env=rag_env(tmp_path / "data"), capture_output=True, text=True, timeout=1500
+    )
     elapsed = time.perf_counter() - started
     print(proc.stdout[-3000:])
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["errors"] == 0, report["error_samples"]
     assert report["served"] > 0
-    assert report["latency_s"]["p50"] > 0 and report["latency_s"]["p95"] >= report["latency_s"]["p50"]
+    assert (
+        report["latency_s"]["p50"] > 0 and report["latency_s"]["p95"] >= report["latency_s"]["p50"]
+    )
     assert report["rss_mb"]["start"] > 0 and report["rss_mb"]["end"] > 0
     assert "growth_pct" in report["rss_mb"]
     # it stops by itself: 40 s of load, plus start-up and the grace for answers in flight

@@ -44,8 +44,13 @@ def rag_env(data: Path, **extra) -> dict:
 
 
 def rag(args: list[str], data: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rag.cli", *args], env=rag_env(data),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "rag.cli", *args],
+        env=rag_env(data),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def build_crash_corpus(dest: Path, copies: int = 13) -> None:
@@ -66,14 +71,19 @@ def build_crash_corpus(dest: Path, copies: int = 13) -> None:
 
 def state(data: Path, dense_encoder) -> tuple[dict[str, list[str]], dict[str, dict]]:
     """(point id → its sources, manifest path → entry) of the index under `data`."""
-    app = RagApp(load_settings(env={}, expand_query=False, data_dir=data), dense_encoder=dense_encoder)
+    app = RagApp(
+        load_settings(env={}, expand_query=False, data_dir=data), dense_encoder=dense_encoder
+    )
     try:
         store = app.store
         if store.read_config() is None:
             return {}, {}
         ids = sorted(store.all_ids())
         points = {pid: payload["sources"] for pid, payload in store.get(ids).items()}
-        manifest = {path: dict(entry, ids=sorted(entry["ids"])) for path, entry in store.read_manifest().items()}
+        manifest = {
+            path: dict(entry, ids=sorted(entry["ids"]))
+            for path, entry in store.read_manifest().items()
+        }
         return points, manifest
     finally:
         app.close()
@@ -81,7 +91,9 @@ def state(data: Path, dense_encoder) -> tuple[dict[str, list[str]], dict[str, di
 
 def recover(data: Path, corpus: Path, dense_encoder):
     """The next, normal ingest (the same code path as `rag ingest`, in this process)."""
-    app = RagApp(load_settings(env={}, expand_query=False, data_dir=data), dense_encoder=dense_encoder)
+    app = RagApp(
+        load_settings(env={}, expand_query=False, data_dir=data), dense_encoder=dense_encoder
+    )
     try:
         return app.ingest([corpus])
     finally:
@@ -115,14 +127,20 @@ class WatchedIngest:
         # A fresh pseudo-terminal is 0 columns wide, and tqdm draws nothing in 0 columns.
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 160, 0, 0))
         self.started = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "ingest", str(corpus), *args],
-                                     env=rag_env(data), stdout=subprocess.PIPE, stderr=slave)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rag.cli", "ingest", str(corpus), *args],
+            env=rag_env(data),
+            stdout=subprocess.PIPE,
+            stderr=slave,
+        )
         os.close(slave)
         self.marker: float | None = None
         self.updates: list[float] = []  # when the count first showed each new value > 0
         self._master = master
-        self._threads = [threading.Thread(target=self._read, daemon=True),
-                         threading.Thread(target=self._watch_marker, daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._read, daemon=True),
+            threading.Thread(target=self._watch_marker, daemon=True),
+        ]
         for t in self._threads:
             t.start()
 
@@ -173,22 +191,31 @@ def clean(crash_corpus, tmp_path_factory, dense_encoder):
     points, manifest = state(data, dense_encoder)
     assert len(manifest) == 39 and all(not e["pending_ids"] for e in manifest.values())
     assert run.marker is not None and run.updates, (run.marker, run.updates)
-    return {"points": points, "manifest": manifest, "anchors": run.anchors(), "total": total,
-            "stdout": out.decode()}
+    return {
+        "points": points,
+        "manifest": manifest,
+        "anchors": run.anchors(),
+        "total": total,
+        "stdout": out.decode(),
+    }
 
 
 def test_crash_corpus_makes_real_embedding_work(clean):
     import json
 
     report = json.loads(clean["stdout"])
-    print(f"clean ingest: {clean['total']:.1f} s (store opened, batches written at {clean['anchors']}): {report}")
+    print(
+        f"clean ingest: {clean['total']:.1f} s (store opened, batches written at {clean['anchors']}): {report}"
+    )
     assert report["files"] == 39 and report["skipped"] == []
     assert report["added"] > 150  # distinct passages embedded
     assert report["duplicates"] > 500  # and many shared between the copies
 
 
 @pytest.mark.slow
-def test_kill_9_at_random_moments_then_ingest_ends_like_a_clean_ingest(crash_corpus, clean, tmp_path, dense_encoder):
+def test_kill_9_at_random_moments_then_ingest_ends_like_a_clean_ingest(
+    crash_corpus, clean, tmp_path, dense_encoder
+):
     rng = random.Random(SEED)
     # The clean run's work, from the store appearing to its exit, in segments: store opened ->
     # batch 1 written -> ... -> exit. Each kill picks a segment and a point inside it
@@ -217,7 +244,8 @@ def test_kill_9_at_random_moments_then_ingest_ends_like_a_clean_ingest(crash_cor
         assert code == (0 if finished else -signal.SIGKILL)
         before_points, before_manifest = state(data, dense_encoder)
         partial = bool(before_points or before_manifest) and (
-            before_points != clean["points"] or before_manifest != clean["manifest"])
+            before_points != clean["points"] or before_manifest != clean["manifest"]
+        )
         report = recover(data, crash_corpus, dense_encoder)
         assert report.skipped == [], (k, report.skipped)
         after_points, after_manifest = state(data, dense_encoder)
@@ -227,7 +255,9 @@ def test_kill_9_at_random_moments_then_ingest_ends_like_a_clean_ingest(crash_cor
             outcome = "partial"
         else:
             outcome = "all written, not exited" if before_points else "before any write"
-        outcomes.append((segment, round(fraction, 2), outcome, len(before_points), report.added, report.removed))
+        outcomes.append(
+            (segment, round(fraction, 2), outcome, len(before_points), report.added, report.removed)
+        )
         assert set(after_points) == set(clean["points"]), (k, segment, outcome)
         for pid, sources in clean["points"].items():
             assert sorted(after_points[pid]) == sorted(sources), (k, segment, pid)
@@ -235,7 +265,11 @@ def test_kill_9_at_random_moments_then_ingest_ends_like_a_clean_ingest(crash_cor
         again = recover(data, crash_corpus, dense_encoder)  # and it stays settled
         assert (again.added, again.removed, again.unchanged_files) == (0, 0, 39), k
         shutil.rmtree(data)
-    print("kill runs (segment, fraction, state at kill, points then, added, removed):", *outcomes, sep="\n  ")
+    print(
+        "kill runs (segment, fraction, state at kill, points then, added, removed):",
+        *outcomes,
+        sep="\n  ",
+    )
     # Most kills must land mid-ingest, or the test has not tested recovery.
     assert sum(o[2] == "partial" for o in outcomes) >= RUNS // 2, outcomes
 
@@ -249,12 +283,20 @@ def template(tmp_path_factory, dense_encoder):
     root = tmp_path_factory.mktemp("damaged")
     corpus, data = root / "corpus", root / "data"
     shutil.copytree(CORPUS, corpus)
-    app = RagApp(load_settings(env={}, expand_query=False, data_dir=data, corpus=corpus), dense_encoder=dense_encoder)
+    app = RagApp(
+        load_settings(env={}, expand_query=False, data_dir=data, corpus=corpus),
+        dense_encoder=dense_encoder,
+    )
     try:
         app.ingest([corpus])
         cid = app.history.new_conversation(title="Who introduced GANs?")
         app.history.add(cid, "user", "Who introduced GANs?")
-        mid = app.history.add(cid, "assistant", "Ian Goodfellow, in 2014 [1].", {"answer": "Ian Goodfellow, in 2014 [1]."})
+        mid = app.history.add(
+            cid,
+            "assistant",
+            "Ian Goodfellow, in 2014 [1].",
+            {"answer": "Ian Goodfellow, in 2014 [1]."},
+        )
         app.history.add_feedback(mid, 1, "Who introduced GANs?", "Ian Goodfellow, in 2014 [1].", [])
         count = app.store.count()
     finally:
@@ -282,12 +324,28 @@ DAMAGE = {
     # pages shows when a read reaches it
     "segment-metadata-garbage": ("passages/segments/*/segment.json", _garbage, EVERY_COMMAND),
     "shard-config-half-written": ("passages/edge_config.json", _truncate_half, EVERY_COMMAND),
-    "id-tracker-garbage": ("passages/segments/*/mutable_id_tracker.mappings", _garbage, EVERY_COMMAND),
+    "id-tracker-garbage": (
+        "passages/segments/*/mutable_id_tracker.mappings",
+        _garbage,
+        EVERY_COMMAND,
+    ),
     "write-ahead-log-garbage": ("passages/wal/open-1", _garbage, EVERY_COMMAND),
     "manifest-segment-emptied": ("files/segments/*/segment.json", _empty, EVERY_COMMAND),
-    "payload-page-garbage": ("passages/segments/*/payload_storage/page_0.dat", _garbage, READS_PASSAGES),
-    "payload-page-emptied": ("passages/segments/*/payload_storage/page_0.dat", _empty, READS_PASSAGES),
-    "manifest-payload-garbage": ("files/segments/*/payload_storage/page_0.dat", _garbage, ("sources", "ingest")),
+    "payload-page-garbage": (
+        "passages/segments/*/payload_storage/page_0.dat",
+        _garbage,
+        READS_PASSAGES,
+    ),
+    "payload-page-emptied": (
+        "passages/segments/*/payload_storage/page_0.dat",
+        _empty,
+        READS_PASSAGES,
+    ),
+    "manifest-payload-garbage": (
+        "files/segments/*/payload_storage/page_0.dat",
+        _garbage,
+        ("sources", "ingest"),
+    ),
 }
 
 
@@ -325,8 +383,12 @@ def assert_history_intact(data: Path, template) -> None:
 def test_damaged_store_is_reported_at_start_and_rebuild_repairs_it(template, tmp_path, kind):
     data = damaged_copy(template, tmp_path, kind)
     corpus = str(template["corpus"])
-    commands = {"sources": ["sources"], "search": ["search", "Who introduced GANs?"], "ingest": ["ingest", corpus],
-                "ask": ["ask", "Who introduced GANs?", "--json"]}
+    commands = {
+        "sources": ["sources"],
+        "search": ["search", "Who introduced GANs?"],
+        "ingest": ["ingest", corpus],
+        "ask": ["ask", "Who introduced GANs?", "--json"],
+    }
     for args in (commands[c] for c in DAMAGE[kind][2]):
         started = time.perf_counter()
         proc = rag(args, data)
@@ -354,7 +416,9 @@ def test_rebuild_of_a_healthy_index_keeps_conversations_and_feedback(template, t
 def test_zero_length_passage_store_is_not_silently_empty(template, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(template["data"], data)
-    for pages in (data / "index" / "rag" / "passages" / "segments").glob("*/payload_storage/page_*.dat"):
+    for pages in (data / "index" / "rag" / "passages" / "segments").glob(
+        "*/payload_storage/page_*.dat"
+    ):
         pages.write_bytes(b"")
     proc = rag(["ingest", str(template["corpus"]), "--json"], data)
     if proc.returncode == 5:  # detected: fine

@@ -48,7 +48,9 @@ def snapshot(app: RagApp, spans: bool = True) -> dict[str, tuple]:
     """What a correct index must hold, independent of processing order."""
     return {
         pid: (
-            p["text"], p["kind"], tuple(sorted(p["sources"])),
+            p["text"],
+            p["kind"],
+            tuple(sorted(p["sources"])),
             tuple(sorted((s, tuple(v)) for s, v in p["spans"].items())) if spans else (),
         )
         for pid, p in points(app).items()
@@ -72,7 +74,9 @@ def expected_index(corpus: Path, budget: int = 120, overlap: int = 1) -> dict[st
     return out
 
 
-def assert_index_matches_corpus(app: RagApp, corpus: Path, budget: int = 120, spans: bool = True) -> None:
+def assert_index_matches_corpus(
+    app: RagApp, corpus: Path, budget: int = 120, spans: bool = True
+) -> None:
     want = expected_index(corpus, budget)
     got = {pid: set(p["sources"]) for pid, p in points(app).items()}
     assert got == want
@@ -131,7 +135,10 @@ def template(tmp_path_factory, dense_encoder) -> Template:
     root = tmp_path_factory.mktemp("ingest-template")
     corpus, data = root / "corpus", root / "data"
     shutil.copytree(CORPUS, corpus)  # copy2 keeps the files' mtimes
-    app = RagApp(load_settings(env={}, expand_query=False, data_dir=data, corpus=corpus), dense_encoder=dense_encoder)
+    app = RagApp(
+        load_settings(env={}, expand_query=False, data_dir=data, corpus=corpus),
+        dense_encoder=dense_encoder,
+    )
     try:
         report = app.ingest([corpus])
     finally:
@@ -180,7 +187,9 @@ def test_faq_passages_are_stored_once_with_both_sources(indexed, template):
 # --- incremental ---------------------------------------------------------------------------
 
 
-def test_reingest_of_an_unchanged_corpus_adds_and_embeds_nothing(indexed, dense_encoder, monkeypatch):
+def test_reingest_of_an_unchanged_corpus_adds_and_embeds_nothing(
+    indexed, dense_encoder, monkeypatch
+):
     app = indexed.app
     before = snapshot(app)
     dense = Counter(monkeypatch, dense_encoder)
@@ -222,7 +231,9 @@ def test_changed_file_is_reindexed(indexed, dense_encoder, monkeypatch):
     hits = app.search("Quetzalcoatl", mode="sparse", top_k=3)
     assert "Introduced by Ada Quetzalcoatl in 2031" in hits[0].text
     assert hits[0].source == TYPES
-    assert GAN_EVIDENCE not in " ".join(h.text for h in app.search("Who introduced GANs?", top_k=10))
+    assert GAN_EVIDENCE not in " ".join(
+        h.text for h in app.search("Who introduced GANs?", top_k=10)
+    )
     # the FAQ it shares with another guide is untouched
     faq = [p for p in points(app).values() if p["kind"] == "list_item"]
     assert len(faq) == 25 and all(sorted(p["sources"]) == [DIFFERENCES, TYPES] for p in faq)
@@ -231,7 +242,10 @@ def test_changed_file_is_reindexed(indexed, dense_encoder, monkeypatch):
 def test_changed_file_updates_the_spans_of_its_unchanged_passages(indexed):
     app = indexed.app
     path = indexed.corpus / TYPES.split("/")[1]
-    rewrite(path, path.read_text("utf-8").replace(GAN_EVIDENCE, "Introduced by Ada Quetzalcoatl in 2031"))
+    rewrite(
+        path,
+        path.read_text("utf-8").replace(GAN_EVIDENCE, "Introduced by Ada Quetzalcoatl in 2031"),
+    )
     app.ingest([indexed.corpus])
     text = load(next(f for f in find_files([indexed.corpus])[0] if f.source == TYPES)).text
     hit = app.search("Pinecone FAISS Milvus", mode="sparse", top_k=1, sources=[TYPES])[0]
@@ -253,19 +267,27 @@ def test_deleted_file_loses_its_passages_but_shared_ones_survive(indexed):
     assert set(after) == set(before) - only_types
     assert not any(TYPES in p["sources"] or TYPES in p["spans"] for p in after.values())
     pinecone = next(p for p in after.values() if p["text"] == PINECONE)
-    assert (pinecone["sources"], pinecone["source"], list(pinecone["spans"])) == ([DIFFERENCES], DIFFERENCES, [DIFFERENCES])
+    assert (pinecone["sources"], pinecone["source"], list(pinecone["spans"])) == (
+        [DIFFERENCES],
+        DIFFERENCES,
+        [DIFFERENCES],
+    )
     assert_index_matches_corpus(app, indexed.corpus)
     assert app.sources() == {CHOOSING: 11, DIFFERENCES: 39}
     hit = app.search("Pinecone FAISS Milvus", mode="sparse", top_k=1)[0]
     assert (hit.text, hit.source, hit.sources) == (PINECONE, DIFFERENCES, [DIFFERENCES])
-    assert GAN_EVIDENCE not in " ".join(h.text for h in app.search("Who introduced GANs?", top_k=10))
+    assert GAN_EVIDENCE not in " ".join(
+        h.text for h in app.search("Who introduced GANs?", top_k=10)
+    )
 
 
 def test_ingesting_one_folder_keeps_files_from_another(indexed, tmp_path):
     app = indexed.app
     other = tmp_path / "other"
     (other).mkdir()
-    (other / "notes.md").write_text("# Notes\n\nZebrafish embeddings are a made-up topic.\n", "utf-8")
+    (other / "notes.md").write_text(
+        "# Notes\n\nZebrafish embeddings are a made-up topic.\n", "utf-8"
+    )
     app.ingest([other])
     report = app.ingest([indexed.corpus])
     assert report.removed == 0
@@ -293,10 +315,16 @@ def test_changed_chunk_setting_rebuilds_the_index(indexed, make_app, dense_encod
 
 def test_bad_files_among_good_ones_are_skipped_and_named(indexed):
     corpus = indexed.corpus
-    (corpus / "a-broken.pdf").write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Catalog garbage \x00\x01 >>\n")
+    (corpus / "a-broken.pdf").write_bytes(
+        b"%PDF-1.4\n1 0 obj << /Type /Catalog garbage \x00\x01 >>\n"
+    )
     (corpus / "empty.txt").write_bytes(b"")
-    (corpus / "picture.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01" * 50)
-    (corpus / "zz-notes.md").write_text("# Notes\n\nQuokka diffusion is a made-up technique.\n", "utf-8")
+    (corpus / "picture.txt").write_bytes(
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01" * 50
+    )
+    (corpus / "zz-notes.md").write_text(
+        "# Notes\n\nQuokka diffusion is a made-up technique.\n", "utf-8"
+    )
     report = indexed.app.ingest([corpus])
     reasons = dict(report.skipped)
     assert set(reasons) == {"corpus/a-broken.pdf", "corpus/empty.txt", "corpus/picture.txt"}
@@ -387,8 +415,14 @@ def build_big_corpus(dest: Path, copies: int = 4) -> None:
     passage (a table row or a FAQ item)."""
     dest.mkdir(parents=True)
     edits = {
-        "choosing-a-generative-model-type": ("Interpretability\tLow", "Interpretability\tLow (survey {i})"),
-        "generative-models-differences-and-connections": (PINECONE, PINECONE[:-1] + " (edition {i})."),
+        "choosing-a-generative-model-type": (
+            "Interpretability\tLow",
+            "Interpretability\tLow (survey {i})",
+        ),
+        "generative-models-differences-and-connections": (
+            PINECONE,
+            PINECONE[:-1] + " (edition {i}).",
+        ),
         "types-of-generative-models": (PINECONE, PINECONE[:-1] + " (issue {i})."),
     }
     for src in sorted(CORPUS.glob("*.txt")):
@@ -405,7 +439,10 @@ def clean_big(tmp_path_factory, dense_encoder):
     """A clean, uninterrupted ingest of the big corpus: what every recovery must end with."""
     root = tmp_path_factory.mktemp("clean-big")
     build_big_corpus(root / "corpus")
-    app = RagApp(load_settings(env={}, expand_query=False, data_dir=root / "data"), dense_encoder=dense_encoder)
+    app = RagApp(
+        load_settings(env={}, expand_query=False, data_dir=root / "data"),
+        dense_encoder=dense_encoder,
+    )
     try:
         report = app.ingest([root / "corpus"])
         assert report.files == 12 and report.skipped == []
@@ -414,12 +451,17 @@ def clean_big(tmp_path_factory, dense_encoder):
         app.close()
 
 
-def run_killed_ingest(data: Path, corpus: Path, method: str, nth: int, when: str, batch: int = 64) -> None:
+def run_killed_ingest(
+    data: Path, corpus: Path, method: str, nth: int, when: str, batch: int = 64
+) -> None:
     env = dict(os.environ, RAG_DATA_DIR=str(data))
     env.pop("RAG_DEBUG", None)
     proc = subprocess.run(
         [sys.executable, "-c", KILLER, str(data), str(corpus), method, str(nth), when, str(batch)],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
 
@@ -436,7 +478,9 @@ def run_killed_ingest(data: Path, corpus: Path, method: str, nth: int, when: str
         ("write_manifest_entry", 8, "after"),
     ],
 )
-def test_killed_ingest_is_repaired_by_the_next_run(tmp_path, make_app, clean_big, method, nth, when):
+def test_killed_ingest_is_repaired_by_the_next_run(
+    tmp_path, make_app, clean_big, method, nth, when
+):
     corpus, data = tmp_path / "big" / "corpus", tmp_path / "data"
     build_big_corpus(corpus)
     run_killed_ingest(data, corpus, method, nth, when)
@@ -476,7 +520,10 @@ def test_killed_update_is_repaired_by_the_next_run(indexed, make_app):
     assert_index_matches_corpus(app, corpus, spans=False)
     files, _ = find_files([corpus])
     assert manifest_by_source(app) == {
-        f.source: (tuple(sorted({point_id(dedup_key(p.text)) for p in chunk_document(load(f))})), ())
+        f.source: (
+            tuple(sorted({point_id(dedup_key(p.text)) for p in chunk_document(load(f))})),
+            (),
+        )
         for f in files
     }
     assert not any(GAN_EVIDENCE in p["text"] for p in points(app).values())
@@ -498,9 +545,18 @@ def test_a_second_process_gets_store_locked(indexed):
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("rag: error: the index at ") and "in use by another rag process" in lines[0]
+    assert (
+        lines[0].startswith("rag: error: the index at ")
+        and "in use by another rag process" in lines[0]
+    )
     assert "Traceback" not in proc.stderr
     app.close()  # released: the next process gets in
-    proc = subprocess.run([sys.executable, "-m", "rag.cli", "sources", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rag.cli", "sources", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert set(__import__("json").loads(proc.stdout)) == {CHOOSING, DIFFERENCES, TYPES}

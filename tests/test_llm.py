@@ -196,8 +196,16 @@ def fake_preset(tmp_path, parts, monkeypatch):
         pkg.mkdir(parents=True)
         (pkg / "__init__.py").write_text(f"def get_part_path():\n    return {str(part)!r}\n")
     monkeypatch.syspath_prepend(str(site))
-    preset = L.Preset("fake", "Fake 1B", "fake.gguf", "fakemodel_part", 3, "pip install fake",
-                      hashlib.sha256(whole).hexdigest(), len(whole))
+    preset = L.Preset(
+        "fake",
+        "Fake 1B",
+        "fake.gguf",
+        "fakemodel_part",
+        3,
+        "pip install fake",
+        hashlib.sha256(whole).hexdigest(),
+        len(whole),
+    )
     monkeypatch.setitem(L.PRESETS, "fake", preset)
     yield preset
     for i in range(1, 4):  # each test has its own parts: do not reuse another test's modules
@@ -249,8 +257,11 @@ def test_chat_template_applied(smol):
 
 
 def test_stop_strings(smol):
-    out = smol.complete([{"role": "user", "content": "Count from 1 to 10, separated by commas."}],
-                        max_tokens=40, stop=["5"])
+    out = smol.complete(
+        [{"role": "user", "content": "Count from 1 to 10, separated by commas."}],
+        max_tokens=40,
+        stop=["5"],
+    )
     assert "5" not in out
 
 

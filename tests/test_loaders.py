@@ -56,10 +56,23 @@ def _skip_reason(path: Path) -> str:
 
 def test_find_files_walks_folders_and_names_sources_from_the_root(tmp_path):
     docs = tmp_path / "docs"
-    for rel in ["b.txt", "a.md", "sub/c.html", "sub/deeper/d.pdf", "notes.docx", ".hidden.txt", ".git/e.txt"]:
+    for rel in [
+        "b.txt",
+        "a.md",
+        "sub/c.html",
+        "sub/deeper/d.pdf",
+        "notes.docx",
+        ".hidden.txt",
+        ".git/e.txt",
+    ]:
         _write(docs / rel, "x")
     files, skipped = find_files([docs])
-    assert [f.source for f in files] == ["docs/a.md", "docs/b.txt", "docs/sub/c.html", "docs/sub/deeper/d.pdf"]
+    assert [f.source for f in files] == [
+        "docs/a.md",
+        "docs/b.txt",
+        "docs/sub/c.html",
+        "docs/sub/deeper/d.pdf",
+    ]
     assert all(f.path.is_absolute() and f.path.exists() for f in files)
     assert skipped == []  # unsupported files inside a folder are passed over quietly
 
@@ -85,7 +98,10 @@ def test_a_directory_symlink_loop_does_not_hang_the_walk(tmp_path):
     assert not walker.is_alive(), "find_files hangs on a symlink loop"
     files, skipped = result["out"]
     assert [f.source for f in files] == ["docs/sub/real.txt"]
-    assert sorted(skipped) == [("docs/a.txt", "broken or looping symlink"), ("docs/b.txt", "broken or looping symlink")]
+    assert sorted(skipped) == [
+        ("docs/a.txt", "broken or looping symlink"),
+        ("docs/b.txt", "broken or looping symlink"),
+    ]
 
 
 # --- formats -------------------------------------------------------------------------------
@@ -112,7 +128,14 @@ def test_markdown_title_from_first_heading(tmp_path):
 def test_html_drops_scripts_and_styles_marks_headings_and_tabulates_tables(tmp_path):
     doc = _load(_write(tmp_path / "page.html", HTML))
     assert (doc.kind, doc.title) == ("html", "Model Zoo")
-    for marker in ("scriptMarker", "do-not-index", "inline-script-marker", "style-marker", "color: red", "Home | About"):
+    for marker in (
+        "scriptMarker",
+        "do-not-index",
+        "inline-script-marker",
+        "style-marker",
+        "color: red",
+        "Home | About",
+    ):
         assert marker not in doc.text
     assert "# Model Zoo\n" in doc.text
     assert "\n## Comparison\n" in doc.text
@@ -132,7 +155,10 @@ def test_pdf(tmp_path):
     doc = _load(_write(tmp_path / "note.pdf", pdf))
     assert doc.kind == "pdf"
     assert doc.title == "Tiny Diffusion Note"
-    assert doc.text == "Diffusion models refine noise step by step.\nThey were popularised (DDPM) in 2020.\n"
+    assert (
+        doc.text
+        == "Diffusion models refine noise step by step.\nThey were popularised (DDPM) in 2020.\n"
+    )
 
 
 def test_pdf_without_metadata_is_titled_from_its_name(tmp_path):
@@ -162,7 +188,9 @@ def test_text_encodings_decode(tmp_path, codec, expected):
 
 
 def test_utf16_big_endian_without_bom_decodes():
-    assert decode_text("Plain ASCII text in UTF-16-BE.\nSecond line.\n".encode("utf-16-be")).startswith("Plain ASCII")
+    assert decode_text(
+        "Plain ASCII text in UTF-16-BE.\nSecond line.\n".encode("utf-16-be")
+    ).startswith("Plain ASCII")
 
 
 # --- named skips ---------------------------------------------------------------------------
@@ -177,10 +205,18 @@ PNG = (
     ("name", "data", "reason"),
     [
         ("picture.txt", PNG * 20, "binary file (not text)"),
-        ("random.md", bytes(range(128, 256)) * 8 + bytes(range(1, 32)) * 8, "binary or undecodable file"),
+        (
+            "random.md",
+            bytes(range(128, 256)) * 8 + bytes(range(1, 32)) * 8,
+            "binary or undecodable file",
+        ),
         ("empty.txt", b"", "empty file"),
         ("blank.txt", b" \n\t\n", "empty file"),
-        ("broken.pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog garbage \x00\x01\x02 >>\n", "corrupt PDF"),
+        (
+            "broken.pdf",
+            b"%PDF-1.4\n1 0 obj << /Type /Catalog garbage \x00\x01\x02 >>\n",
+            "corrupt PDF",
+        ),
         ("truncated.pdf", make_pdf(["Half a file."])[:150], "corrupt PDF"),
         ("punctuation.txt", b"... --- !!!\n", "no text found"),
     ],
@@ -199,7 +235,9 @@ def test_iter_documents_keeps_going_after_a_bad_file(tmp_path):
     _write(docs / "b-broken.pdf", b"%PDF-1.4 nonsense")
     _write(docs / "c-good.txt", "Good text.")
     files, _ = find_files([docs])
-    got = [(f.source, doc.text if doc else None, reason) for f, doc, reason in iter_documents(files)]
+    got = [
+        (f.source, doc.text if doc else None, reason) for f, doc, reason in iter_documents(files)
+    ]
     assert got == [
         ("docs/a-empty.txt", None, "empty file"),
         ("docs/b-broken.pdf", None, "corrupt PDF (PdfStreamError)"),

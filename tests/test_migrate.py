@@ -26,7 +26,13 @@ ROOT = Path(__file__).resolve().parent.parent
 def rag(args: list[str], data: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, RAG_DATA_DIR=str(data), RAG_LLM="smollm2-135m")
     env.pop("RAG_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "rag.cli", *args], env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "rag.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture
@@ -42,7 +48,9 @@ def old_install(tmp_path, dense_encoder):
     from qdrant_client import QdrantClient
 
     settings.legacy_index_path.mkdir(parents=True)
-    old = ServerStore(QdrantClient(path=str(settings.legacy_index_path)), settings.collection, "old")
+    old = ServerStore(
+        QdrantClient(path=str(settings.legacy_index_path)), settings.collection, "old"
+    )
     try:
         ingest([guides], settings, old, app.dense, app.sparse)
         ingest([notes], settings, old, app.dense, app.sparse)
@@ -56,12 +64,20 @@ def old_install(tmp_path, dense_encoder):
 
 def test_first_question_after_upgrade_reindexes_the_old_files_and_says_so(old_install):
     data = old_install["data"]
-    proc = rag(["search", "What regrows lost limbs?", "--json", "--no-expand", "--top-k", "3"], data)
+    proc = rag(
+        ["search", "What regrows lost limbs?", "--json", "--no-expand", "--top-k", "3"], data
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     notes = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(notes) == 1 and notes[0].startswith("rag: note: ") and "re-indexed its 4 files" in notes[0], notes
+    assert (
+        len(notes) == 1
+        and notes[0].startswith("rag: note: ")
+        and "re-indexed its 4 files" in notes[0]
+    ), notes
     hits = json.loads(proc.stdout)["passages"]
-    assert hits[0]["source"].endswith("axolotl.txt")  # the user's own folder came across, not just the corpus
+    assert hits[0]["source"].endswith(
+        "axolotl.txt"
+    )  # the user's own folder came across, not just the corpus
     assert not (data / "qdrant").exists()  # the old index is gone
     proc = rag(["sources", "--json"], data)
     assert len(json.loads(proc.stdout)) == 4
@@ -85,4 +101,6 @@ def test_an_ingest_after_upgrade_keeps_the_files_the_old_index_held(old_install,
     assert report["files"] == 5 and "re-indexed its 4 files" in report["rebuilt"]
     assert "rebuilt the index: the index was written by an older rag" in proc.stderr
     sources = json.loads(rag(["sources", "--json"], data).stdout)
-    assert any(s.endswith("okapi.txt") for s in sources) and any(s.endswith("axolotl.txt") for s in sources)
+    assert any(s.endswith("okapi.txt") for s in sources) and any(
+        s.endswith("axolotl.txt") for s in sources
+    )

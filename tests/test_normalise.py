@@ -37,8 +37,16 @@ REPAIRS = [
     # (guide, broken as shipped, repaired)
     ("generative-models-differences-and-connections.txt", "Letβs compare", "Let’s compare"),
     ("generative-models-differences-and-connections.txt", "Whether itβs text", "Whether it’s text"),
-    ("generative-models-differences-and-connections.txt", "Models like DALLΒ·E, CLIP", "Models like DALL·E, CLIP"),
-    ("types-of-generative-models.txt", "Stable Diffusion and DALLΒ·E 3", "Stable Diffusion and DALL·E 3"),
+    (
+        "generative-models-differences-and-connections.txt",
+        "Models like DALLΒ·E, CLIP",
+        "Models like DALL·E, CLIP",
+    ),
+    (
+        "types-of-generative-models.txt",
+        "Stable Diffusion and DALLΒ·E 3",
+        "Stable Diffusion and DALL·E 3",
+    ),
     (
         "generative-models-differences-and-connections.txt",
         "the paper βAttention Is All You Needβ by Vaswani",
@@ -63,7 +71,9 @@ def test_no_stray_greek_letters_survive_in_the_guides(normalised):
 
 
 def test_cp1252_mojibake_is_repaired():
-    assert normalise("donâ€™t say â€œhelloâ€\x9d â€” ok Â· cafÃ©") == "don’t say “hello” — ok · café\n"
+    assert (
+        normalise("donâ€™t say â€œhelloâ€\x9d â€” ok Â· cafÃ©") == "don’t say “hello” — ok · café\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -103,7 +113,10 @@ def test_print_artefacts_are_dropped_but_content_mentioning_them_is_kept():
         "Open about:blank in a new tab.\n3/7/2025, 10:02 AM https://example.com/guide\n"
         "Second paragraph.\nhttps://example.com/guide 2/2\n"
     )
-    assert normalise(text) == "First paragraph.\n\nOpen about:blank in a new tab.\n\nSecond paragraph.\n"
+    assert (
+        normalise(text)
+        == "First paragraph.\n\nOpen about:blank in a new tab.\n\nSecond paragraph.\n"
+    )
 
 
 # --- layout --------------------------------------------------------------------------------
@@ -131,8 +144,27 @@ def test_idempotent_on_the_guides(normalised, guide):
 
 
 COMMON = [
-    "\r\n", "\t", " ", "  ", "\n", "\n\n\n", "a", "s", "t", "re", "word", "Word", "Let", ".", ",",
-    "(", ")", "’", "“", "about:blank 1/2", "11/14/24, 9:34 PM about:blank",
+    "\r\n",
+    "\t",
+    " ",
+    "  ",
+    "\n",
+    "\n\n\n",
+    "a",
+    "s",
+    "t",
+    "re",
+    "word",
+    "Word",
+    "Let",
+    ".",
+    ",",
+    "(",
+    ")",
+    "’",
+    "“",
+    "about:blank 1/2",
+    "11/14/24, 9:34 PM about:blank",
 ]
 BROKEN = {
     "cp1253": ["β", "Β·"],
@@ -154,8 +186,12 @@ def test_idempotent_on_random_texts(family):
 
 
 def test_dedup_key_ignores_case_punctuation_and_whitespace():
-    assert dedup_key("Pinecone, FAISS, Milvus, and Weaviate.") == dedup_key("pinecone faiss  milvus and\nweaviate")
-    assert dedup_key("Pinecone, FAISS, Milvus, and Weaviate.") != dedup_key("Pinecone, FAISS, and Weaviate.")
+    assert dedup_key("Pinecone, FAISS, Milvus, and Weaviate.") == dedup_key(
+        "pinecone faiss  milvus and\nweaviate"
+    )
+    assert dedup_key("Pinecone, FAISS, Milvus, and Weaviate.") != dedup_key(
+        "Pinecone, FAISS, and Weaviate."
+    )
 
 
 def test_collapse_ws():

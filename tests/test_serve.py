@@ -30,7 +30,16 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
 START_TIMEOUT_S = 300
 QUESTION = "Who introduced GANs?"
-CONTRACT_FIELDS = {"question", "answer", "abstained", "citations", "passages", "mode", "model", "timings_ms"}
+CONTRACT_FIELDS = {
+    "question",
+    "answer",
+    "abstained",
+    "citations",
+    "passages",
+    "mode",
+    "model",
+    "timings_ms",
+}
 # No proxy between the tests and a loopback server.
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -38,8 +47,14 @@ OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 def rag_env(data: Path, corpus: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     # The plumbing model, with short answers: these tests are about where the work runs.
-    env.update(RAG_DATA_DIR=str(data), RAG_CORPUS=str(corpus), RAG_LLM="smollm2-135m", RAG_MAX_TOKENS="48",
-               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env.update(
+        RAG_DATA_DIR=str(data),
+        RAG_CORPUS=str(corpus),
+        RAG_LLM="smollm2-135m",
+        RAG_MAX_TOKENS="48",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+    )
     return env
 
 
@@ -49,14 +64,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def rag(args: list[str], data: Path, corpus: Path, cwd: Path | None = None, stdin: str | None = None,
-        timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rag.cli", *args], env=rag_env(data, corpus), cwd=cwd or ROOT,
-                          input=stdin, capture_output=True, text=True, timeout=timeout)
+def rag(
+    args: list[str],
+    data: Path,
+    corpus: Path,
+    cwd: Path | None = None,
+    stdin: str | None = None,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "rag.cli", *args],
+        env=rag_env(data, corpus),
+        cwd=cwd or ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def same_output(served: subprocess.CompletedProcess, alone: subprocess.CompletedProcess) -> None:
-    assert (served.returncode, served.stdout, served.stderr) == (alone.returncode, alone.stdout, alone.stderr)
+    assert (served.returncode, served.stdout, served.stderr) == (
+        alone.returncode,
+        alone.stdout,
+        alone.stderr,
+    )
 
 
 def one_line_error(proc: subprocess.CompletedProcess, code: int) -> str:
@@ -70,15 +102,24 @@ def one_line_error(proc: subprocess.CompletedProcess, code: int) -> str:
 def start_server(args: list[str], data: Path, corpus: Path, log: Path) -> subprocess.Popen:
     """Start a server process and wait until its server.json is there."""
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "rag.cli", *args], env=rag_env(data, corpus), cwd=ROOT,
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rag.cli", *args],
+            env=rag_env(data, corpus),
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + START_TIMEOUT_S
     while not (data / "server.json").exists():
         if proc.poll() is not None:
-            raise AssertionError(f"the server exited with {proc.returncode}: {log.read_text()[-3000:]}")
+            raise AssertionError(
+                f"the server exited with {proc.returncode}: {log.read_text()[-3000:]}"
+            )
         if time.monotonic() > deadline:
             stop(proc)
-            raise AssertionError(f"no server.json after {START_TIMEOUT_S} s: {log.read_text()[-3000:]}")
+            raise AssertionError(
+                f"no server.json after {START_TIMEOUT_S} s: {log.read_text()[-3000:]}"
+            )
         time.sleep(0.5)
     return proc
 
@@ -97,14 +138,20 @@ def server_info(data: Path) -> dict:
     return json.loads((data / "server.json").read_text())
 
 
-def call(data: Path, method: str, path: str, body: dict | None = None, token: str | None = "from-file"):
+def call(
+    data: Path, method: str, path: str, body: dict | None = None, token: str | None = "from-file"
+):
     """(HTTP status, parsed body) of one API request; `token=None` sends none."""
     info = server_info(data)
     headers = {"Content-Type": "application/json"}
     if token is not None:
         headers["Authorization"] = f"Bearer {info['token'] if token == 'from-file' else token}"
-    req = urllib.request.Request(info["url"] + path, method=method, headers=headers,
-                                 data=None if body is None else json.dumps(body).encode())
+    req = urllib.request.Request(
+        info["url"] + path,
+        method=method,
+        headers=headers,
+        data=None if body is None else json.dumps(body).encode(),
+    )
     try:
         with OPENER.open(req, timeout=600) as resp:
             return resp.status, json.loads(resp.read())
@@ -123,9 +170,14 @@ def template(tmp_path_factory, dense_encoder) -> dict:
     corpus, data, extra = root / "corpus", root / "data", root / "extra"
     shutil.copytree(CORPUS, corpus)
     extra.mkdir()
-    (extra / "zephyrnet.txt").write_text("The Zephyrnet model is a made-up generator that draws kites.\n", "utf-8")
+    (extra / "zephyrnet.txt").write_text(
+        "The Zephyrnet model is a made-up generator that draws kites.\n", "utf-8"
+    )
     (extra / "empty.txt").write_text("", "utf-8")
-    app = RagApp(load_settings(env={}, expand_query=False, data_dir=data, corpus=corpus), dense_encoder=dense_encoder)
+    app = RagApp(
+        load_settings(env={}, expand_query=False, data_dir=data, corpus=corpus),
+        dense_encoder=dense_encoder,
+    )
     try:
         app.ingest([corpus])
     finally:
@@ -140,15 +192,28 @@ def pair(template, tmp_path_factory):
     served, alone = root / "served", root / "alone"
     shutil.copytree(template["data"], served)
     shutil.copytree(template["data"], alone)
-    ui = start_server(["ui", "--port", str(free_port()), "--model", "smollm2-135m"], served, template["corpus"], root / "ui.log")
-    yield {"served": served, "alone": alone, "corpus": template["corpus"], "extra": template["extra"], "ui": ui,
-           "log": root / "ui.log"}
+    ui = start_server(
+        ["ui", "--port", str(free_port()), "--model", "smollm2-135m"],
+        served,
+        template["corpus"],
+        root / "ui.log",
+    )
+    yield {
+        "served": served,
+        "alone": alone,
+        "corpus": template["corpus"],
+        "extra": template["extra"],
+        "ui": ui,
+        "log": root / "ui.log",
+    }
     code = stop(ui)
     assert code == 0, (root / "ui.log").read_text()[-3000:]
     assert not (served / "server.json").exists(), "a clean exit removes server.json"
 
 
-def both(pair, args: list[str], **kw) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
+def both(
+    pair, args: list[str], **kw
+) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
     served = rag(args, pair["served"], pair["corpus"], **kw)
     alone = rag(args, pair["alone"], pair["corpus"], **kw)
     assert pair["ui"].poll() is None, pair["log"].read_text()[-3000:]
@@ -156,6 +221,7 @@ def both(pair, args: list[str], **kw) -> tuple[subprocess.CompletedProcess, subp
 
 
 # -- the issue's test ------------------------------------------------------------------------------
+
 
 def test_with_rag_ui_running_ask_answers_in_another_process(pair):
     served, alone = both(pair, ["ask", QUESTION, "--json"])
@@ -167,7 +233,9 @@ def test_with_rag_ui_running_ask_answers_in_another_process(pair):
     assert CONTRACT_FIELDS <= set(got)
     assert got["question"] == QUESTION and got["answer"].strip() and got["mode"] == "hybrid"
     assert {"retrieve", "first_token", "total"} <= set(got["timings_ms"])
-    assert got["passages"] and all((pair["corpus"].parent / p["source"]).is_file() for p in got["passages"])
+    assert got["passages"] and all(
+        (pair["corpus"].parent / p["source"]).is_file() for p in got["passages"]
+    )
     assert "Introduced by Ian Goodfellow in 2014" in got["passages"][0]["text"]
     markers = {int(n) for n in re.findall(r"\[(\d+)\]", got["answer"])}
     assert markers == {c["n"] for c in got["citations"]}
@@ -187,14 +255,29 @@ def test_ask_streams_its_answer_through_the_server(pair):
 
 # -- the same output either way ------------------------------------------------------------------
 
-@pytest.mark.parametrize("args", [
-    ["search", QUESTION, "--json"],
-    ["search", QUESTION],
-    ["search", "What are the limitations of VAEs?", "--mode", "sparse", "--top-k", "3", "--kind", "prose", "--json"],
-    ["search", "diffusion", "--source", "types-of-generative-models.txt", "--no-expand"],
-    ["sources", "--json"],
-    ["sources"],
-], ids=["search-json", "search", "search-flags", "search-source", "sources-json", "sources"])
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["search", QUESTION, "--json"],
+        ["search", QUESTION],
+        [
+            "search",
+            "What are the limitations of VAEs?",
+            "--mode",
+            "sparse",
+            "--top-k",
+            "3",
+            "--kind",
+            "prose",
+            "--json",
+        ],
+        ["search", "diffusion", "--source", "types-of-generative-models.txt", "--no-expand"],
+        ["sources", "--json"],
+        ["sources"],
+    ],
+    ids=["search-json", "search", "search-flags", "search-source", "sources-json", "sources"],
+)
 def test_search_and_sources_print_the_same_through_the_server(pair, args):
     served, alone = both(pair, args)
     assert served.returncode == 0, served.stderr[-3000:]
@@ -214,17 +297,23 @@ def test_ingest_through_the_server_matches_a_local_ingest(pair):
     served, alone = both(pair, ["sources", "--json"])
     same_output(served, alone)
     assert "extra/zephyrnet.txt" in json.loads(served.stdout)
-    served, alone = both(pair, ["search", "What does the Zephyrnet model draw?", "--mode", "sparse", "--json"])
+    served, alone = both(
+        pair, ["search", "What does the Zephyrnet model draw?", "--mode", "sparse", "--json"]
+    )
     same_output(served, alone)
     assert json.loads(served.stdout)["passages"][0]["source"] == "extra/zephyrnet.txt"
 
 
-@pytest.mark.parametrize("args,code", [
-    (["ask", ""], 2),
-    (["ask", "   ", "--json"], 2),
-    (["search", "GANs", "--source", "no-such-guide"], 2),
-    (["ingest", "/no/such/folder"], 2),
-], ids=["ask-empty", "ask-blank-json", "search-unknown-source", "ingest-missing"])
+@pytest.mark.parametrize(
+    "args,code",
+    [
+        (["ask", ""], 2),
+        (["ask", "   ", "--json"], 2),
+        (["search", "GANs", "--source", "no-such-guide"], 2),
+        (["ingest", "/no/such/folder"], 2),
+    ],
+    ids=["ask-empty", "ask-blank-json", "search-unknown-source", "ingest-missing"],
+)
 def test_errors_are_the_same_line_and_exit_code_through_the_server(pair, args, code):
     served, alone = both(pair, args)
     one_line_error(served, code)
@@ -249,6 +338,7 @@ def test_chat_goes_through_the_server(pair):
 
 # -- the API itself --------------------------------------------------------------------------------
 
+
 def test_server_json_is_private_and_names_the_ui(pair):
     path = pair["served"] / "server.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -261,9 +351,12 @@ def test_server_json_is_private_and_names_the_ui(pair):
 
 @pytest.mark.parametrize("token", [None, "not-the-token", ""], ids=["none", "wrong", "empty"])
 def test_a_request_without_the_token_is_refused(pair, token):
-    for method, path, body in [("GET", "/v1/sources", None), ("POST", "/v1/ask", {"question": QUESTION}),
-                               ("POST", "/v1/ingest", {"paths": [str(pair["extra"])], "rebuild": True}),
-                               ("GET", "/v1/health", None)]:
+    for method, path, body in [
+        ("GET", "/v1/sources", None),
+        ("POST", "/v1/ask", {"question": QUESTION}),
+        ("POST", "/v1/ingest", {"paths": [str(pair["extra"])], "rebuild": True}),
+        ("GET", "/v1/health", None),
+    ]:
         status, answer = call(pair["served"], method, path, body, token=token)
         assert status == 401, (method, path, answer)
         assert set(answer) >= {"error", "hint", "exit"} and "token" in answer["error"]
@@ -276,8 +369,12 @@ def test_a_request_without_the_token_is_refused(pair, token):
 def test_api_errors_carry_the_error_hint_and_exit_code(pair):
     status, body = call(pair["served"], "POST", "/v1/ask", {"question": ""})
     assert status == 400
-    assert body == {"error": "the question is empty", "hint": 'type a question, e.g. rag ask "Who introduced GANs?"',
-                    "exit": 2, "kind": "BadInput"}
+    assert body == {
+        "error": "the question is empty",
+        "hint": 'type a question, e.g. rag ask "Who introduced GANs?"',
+        "exit": 2,
+        "kind": "BadInput",
+    }
     status, body = call(pair["served"], "POST", "/v1/ingest", {"paths": ["relative/path"]})
     assert status == 400 and body["exit"] == 2 and "absolute" in body["error"]
     status, body = call(pair["served"], "GET", "/v1/nothing")
@@ -287,8 +384,12 @@ def test_api_errors_carry_the_error_hint_and_exit_code(pair):
 def test_openai_compatible_chat_completions(pair):
     status, models = call(pair["served"], "GET", "/v1/models")
     assert status == 200 and models["data"][0]["id"] == "smollm2-135m"
-    status, body = call(pair["served"], "POST", "/v1/chat/completions",
-                        {"model": "rag", "messages": [{"role": "user", "content": QUESTION}]})
+    status, body = call(
+        pair["served"],
+        "POST",
+        "/v1/chat/completions",
+        {"model": "rag", "messages": [{"role": "user", "content": QUESTION}]},
+    )
     assert status == 200, body
     message = body["choices"][0]["message"]
     assert message["role"] == "assistant" and message["content"] == body["rag"]["answer"]
@@ -297,6 +398,7 @@ def test_openai_compatible_chat_completions(pair):
 
 # -- the server's life: one at a time, a clean exit, a stale file ----------------------------------
 
+
 def test_serve_lifecycle_and_a_stale_server_json(template, tmp_path):
     data, corpus = tmp_path / "data", template["corpus"]
     shutil.copytree(template["data"], data)
@@ -304,7 +406,9 @@ def test_serve_lifecycle_and_a_stale_server_json(template, tmp_path):
     proc = start_server(["serve"], data, corpus, tmp_path / "serve.log")
     try:
         info = server_info(data)
-        assert info["pid"] == proc.pid and stat.S_IMODE((data / "server.json").stat().st_mode) == 0o600
+        assert (
+            info["pid"] == proc.pid and stat.S_IMODE((data / "server.json").stat().st_mode) == 0o600
+        )
         got = rag(["sources", "--json"], data, corpus)
         assert got.returncode == 0 and json.loads(got.stdout) == expected
         # one owner: a second server on the same data dir says so and leaves the first alone
@@ -326,7 +430,12 @@ def test_serve_lifecycle_and_a_stale_server_json(template, tmp_path):
     assert not (data / "server.json").exists(), "a server.json whose process is gone is removed"
 
     # a live pid that does not answer (here: this test's own) is ignored, not trusted
-    stale = {"url": f"http://127.0.0.1:{free_port()}", "pid": os.getpid(), "token": "x" * 43, "collection": "rag"}
+    stale = {
+        "url": f"http://127.0.0.1:{free_port()}",
+        "pid": os.getpid(),
+        "token": "x" * 43,
+        "collection": "rag",
+    }
     fd = os.open(data / "server.json", os.O_WRONLY | os.O_CREAT, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(stale, f)

@@ -17,11 +17,27 @@ from rag.store_edge import EdgeStore
 from rag.store_server import ServerStore
 
 TEXTS = {
-    "gan": ("GANs pit a generator against a discriminator; Ian Goodfellow introduced them in 2014.", "a.txt", "prose"),
-    "vae": ("Variational autoencoders encode inputs into a latent distribution and decode samples from it.", "a.txt", "prose"),
-    "diffusion": ("Diffusion models learn to reverse a gradual noising process, step by step.", "b.txt", "prose"),
+    "gan": (
+        "GANs pit a generator against a discriminator; Ian Goodfellow introduced them in 2014.",
+        "a.txt",
+        "prose",
+    ),
+    "vae": (
+        "Variational autoencoders encode inputs into a latent distribution and decode samples from it.",
+        "a.txt",
+        "prose",
+    ),
+    "diffusion": (
+        "Diffusion models learn to reverse a gradual noising process, step by step.",
+        "b.txt",
+        "prose",
+    ),
     "table": ("Model | Training stability\nGAN | Low\nVAE | High", "b.txt", "table"),
-    "faq": ("Can a vector database store embeddings for retrieval? Yes, that is its main job.", "c.txt", "faq"),
+    "faq": (
+        "Can a vector database store embeddings for retrieval? Yes, that is its main job.",
+        "c.txt",
+        "faq",
+    ),
 }
 
 
@@ -38,13 +54,20 @@ def vectors(dense_encoder):
     sparse = SparseEncoder()
     keys = list(TEXTS)
     dense = dense_encoder.encode([TEXTS[k][0] for k in keys])
-    return {k: (dense[i].tolist(), sparse.encode([TEXTS[k][0]])[0]) for i, k in enumerate(keys)}, sparse
+    return {
+        k: (dense[i].tolist(), sparse.encode([TEXTS[k][0]])[0]) for i, k in enumerate(keys)
+    }, sparse
 
 
 def rows(vectors):
     vecs, _ = vectors
     return [
-        (point_id(k), vecs[k][0], vecs[k][1], {"text": t, "source": src, "sources": [src], "kind": kind, "key": k})
+        (
+            point_id(k),
+            vecs[k][0],
+            vecs[k][1],
+            {"text": t, "source": src, "sources": [src], "kind": kind, "key": k},
+        )
         for k, (t, src, kind) in TEXTS.items()
     ]
 
@@ -82,7 +105,9 @@ def test_points_are_stored_counted_and_read_back(store):
     assert {pid: p["key"] for pid, p in store.payloads()} == {point_id(k): k for k in TEXTS}
 
 
-def test_dense_sparse_and_hybrid_queries_rank_the_matching_passage_first(store, dense_encoder, vectors):
+def test_dense_sparse_and_hybrid_queries_rank_the_matching_passage_first(
+    store, dense_encoder, vectors
+):
     _, sparse = vectors
     question = "Who introduced generative adversarial networks with a discriminator?"
     qd = dense_encoder.encode_query(question).tolist()
@@ -121,12 +146,22 @@ def test_payload_updates_and_deletes_take_effect(store, dense_encoder):
     assert keys(store.query("dense", qd, None, 5, {"sources": ["z.txt"]})) == ["gan"]
     store.delete([vae])
     assert store.count() == len(TEXTS) - 1 and vae not in store.all_ids()
-    assert "vae" not in keys(store.query("dense", dense_encoder.encode_query("variational autoencoder").tolist(), None, 5))
+    assert "vae" not in keys(
+        store.query(
+            "dense", dense_encoder.encode_query("variational autoencoder").tolist(), None, 5
+        )
+    )
 
 
 def test_manifest_and_build_settings(store):
     store.write_config({"embed_model": "m", "dim": 384})
-    entry = {"path": "/x/a.txt", "source": "a.txt", "sha256": "s", "ids": [point_id("gan")], "pending_ids": []}
+    entry = {
+        "path": "/x/a.txt",
+        "source": "a.txt",
+        "sha256": "s",
+        "ids": [point_id("gan")],
+        "pending_ids": [],
+    }
     store.write_manifest_entry(entry)
     store.write_manifest_entry(dict(entry, path="/x/b.txt", source="b.txt", ids=[]))
     assert store.read_config() == {"__config__": True, "embed_model": "m", "dim": 384}
@@ -163,8 +198,12 @@ def test_both_backends_rank_alike(tmp_path, vectors, dense_encoder):
         for s in stores.values():
             s.ensure_collections(dense_encoder.dim)
             s.upsert(rows(vectors))
-        for question in ("Who introduced GANs?", "how does diffusion denoise", "which model trains stably",
-                         "store embeddings in a database"):
+        for question in (
+            "Who introduced GANs?",
+            "how does diffusion denoise",
+            "which model trains stably",
+            "store embeddings in a database",
+        ):
             qd, qs = dense_encoder.encode_query(question).tolist(), sparse.encode_query(question)
             for mode in ("dense", "sparse", "hybrid"):
                 got = {kind: keys(s.query(mode, qd, qs, 3)) for kind, s in stores.items()}
@@ -188,7 +227,9 @@ def test_a_second_process_gets_store_locked(tmp_path, dense_encoder):
             "except StoreLocked as exc:\n"
             "    print(exc.one_line()); sys.exit(4)\n"
         )
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+        )
         assert proc.returncode == 4, proc.stderr[-2000:]
         assert "in use by another rag process" in proc.stdout
     finally:

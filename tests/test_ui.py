@@ -36,7 +36,9 @@ def test_upload_names_are_made_safe(given, stored):
     assert uploads.safe_name(given) == stored
 
 
-@pytest.mark.parametrize("given", ["/etc/passwd", "payload.exe", "archive.tar.gz", "..txt", "", "../", "x.txt/"])
+@pytest.mark.parametrize(
+    "given", ["/etc/passwd", "payload.exe", "archive.tar.gz", "..txt", "", "../", "x.txt/"]
+)
 def test_unusable_upload_names_are_refused(given):
     with pytest.raises(BadInput) as err:
         uploads.safe_name(given)
@@ -95,21 +97,45 @@ def test_remove_accepts_only_listed_corpus_documents(tmp_path):
 
 # -- escaping and rendering -----------------------------------------------------------------
 def _hit(text: str, n: int = 1, **kw) -> Hit:
-    fields = dict(id=f"h{n}", rank=n, score=0.5, text=text, context="Guide", source="corpus/guide.txt",
-                  title="Guide <b>title</b>", section="Intro & more", kind="prose", start=0, end=len(text))
+    fields = dict(
+        id=f"h{n}",
+        rank=n,
+        score=0.5,
+        text=text,
+        context="Guide",
+        source="corpus/guide.txt",
+        title="Guide <b>title</b>",
+        section="Intro & more",
+        kind="prose",
+        start=0,
+        end=len(text),
+    )
     fields.update(kw)
     return Hit(**fields)
 
 
-def _answer(text: str, abstained: bool, citations: list[Citation], passages: list[Hit], **kw) -> dict:
-    return Answer(question="q?", answer=text, abstained=abstained, citations=citations, passages=passages,
-                  mode="hybrid", model="test", timings_ms={}, **kw).to_json()
+def _answer(
+    text: str, abstained: bool, citations: list[Citation], passages: list[Hit], **kw
+) -> dict:
+    return Answer(
+        question="q?",
+        answer=text,
+        abstained=abstained,
+        citations=citations,
+        passages=passages,
+        mode="hybrid",
+        model="test",
+        timings_ms={},
+        **kw,
+    ).to_json()
 
 
 def test_passage_html_is_escaped_never_live():
     evil = 'Intro. <script>alert(1)</script> and <img src=x onerror="alert(2)"> GANs came in 2014.'
     hit = _hit(evil)
-    data = _answer("GANs came in 2014 [1].", False, [Citation(1, hit, ["GANs came in 2014."])], [hit])
+    data = _answer(
+        "GANs came in 2014 [1].", False, [Citation(1, hit, ["GANs came in 2014."])], [hit]
+    )
     # The expansion is model output, so it is escaped like the passages.
     for page in (render.render_answer(data), render.passages_html(data["passages"], evil)):
         assert "<script" not in page and "<img" not in page and "<b>" not in page
@@ -129,30 +155,50 @@ def test_markdown_and_latex_in_passages_stay_text():
 def test_answer_renders_markers_sources_and_highlighted_support():
     passage = "GANs are influential. Introduced by Ian Goodfellow in 2014, GANs use two networks. Training is adversarial."
     hit = _hit(passage)
-    data = _answer("Ian Goodfellow introduced GANs in 2014 [1].", False,
-                   [Citation(1, hit, ["Ian Goodfellow introduced GANs in 2014."])], [hit])
+    data = _answer(
+        "Ian Goodfellow introduced GANs in 2014 [1].",
+        False,
+        [Citation(1, hit, ["Ian Goodfellow introduced GANs in 2014."])],
+        [hit],
+    )
     page = render.render_answer(data)
     assert '<span class="rag-cite">&#91;1&#93;</span>' in page
     assert "rag-refusal" not in page and 'class="rag-sources"' in page
     assert "Guide &lt;b&gt;title&lt;/b&gt;" in page and "corpus/guide.txt" in page
-    assert '<mark class="rag-support">Introduced by Ian Goodfellow in 2014, GANs use two networks.</mark>' in page
+    assert (
+        '<mark class="rag-support">Introduced by Ian Goodfellow in 2014, GANs use two networks.</mark>'
+        in page
+    )
     assert "<mark" not in page.split("</mark>", 1)[1]  # only the supporting sentence
 
 
 def test_refusal_is_rendered_apart_without_sources():
     hit = _hit("Something unrelated.")
-    data = _answer("The documents I have do not answer this question, so I won't guess.", True, [], [hit])
+    data = _answer(
+        "The documents I have do not answer this question, so I won't guess.", True, [], [hit]
+    )
     page = render.render_answer(data)
     assert page.startswith('<div class="rag-refusal">') and render.NOT_FOUND_TITLE in page
     assert "rag-sources" not in page and "rag-cite" not in page
-    declined = _answer("I only answer questions from the indexed documents.", True, [], [],
-                       checks={"refused": "instruction to ignore the documents"})
+    declined = _answer(
+        "I only answer questions from the indexed documents.",
+        True,
+        [],
+        [],
+        checks={"refused": "instruction to ignore the documents"},
+    )
     assert render.DECLINED_TITLE in render.render_answer(declined)
 
 
 def test_quality_is_the_share_of_supported_sentences():
-    checks = {"sentences": [{"kept": [1], "verdict": "supported"}, {"kept": [], "verdict": "unsupported"},
-                            {"verdict": "model declined"}, {"kept": [2], "verdict": "moved"}]}
+    checks = {
+        "sentences": [
+            {"kept": [1], "verdict": "supported"},
+            {"kept": [], "verdict": "unsupported"},
+            {"verdict": "model declined"},
+            {"kept": [2], "verdict": "moved"},
+        ]
+    }
     assert render.quality({"checks": checks}) == pytest.approx(0.667, abs=1e-3)
     assert render.quality({"checks": {}}) is None
 
@@ -164,7 +210,10 @@ def test_local_bind_needs_no_password():
     assert check_bind("0.0.0.0", "alice:s3cret:with:colons") == ("alice", "s3cret:with:colons")
 
 
-@pytest.mark.parametrize(("host", "share"), [("0.0.0.0", False), ("192.168.1.20", False), ("::", False), ("127.0.0.1", True)])
+@pytest.mark.parametrize(
+    ("host", "share"),
+    [("0.0.0.0", False), ("192.168.1.20", False), ("::", False), ("127.0.0.1", True)],
+)
 def test_public_bind_without_password_is_refused(host, share):
     with pytest.raises(BadInput) as err:
         check_bind(host, None, share=share)
@@ -196,9 +245,17 @@ def small_app(tmp_path_factory, dense_encoder):
 
     root = tmp_path_factory.mktemp("ui")
     shutil.copytree(CORPUS, root / "corpus")
-    app = RagApp(load_settings(env={}, data_dir=root / "data", corpus=root / "corpus", llm="smollm2-135m",
-                                 max_tokens=48, threads=1),  # plumbing, not answer quality: short answers
-                 dense_encoder=dense_encoder)
+    app = RagApp(
+        load_settings(
+            env={},
+            data_dir=root / "data",
+            corpus=root / "corpus",
+            llm="smollm2-135m",
+            max_tokens=48,
+            threads=1,
+        ),  # plumbing, not answer quality: short answers
+        dense_encoder=dense_encoder,
+    )
     app.ensure_index()
     yield app
     app.close()
@@ -230,8 +287,12 @@ def test_sessions_keep_their_own_conversations_and_feedback(small_app):
     msgs_a, conv_a, turns_a, passages = _turn(chat, "Who introduced GANs?", "aaaa")
     msgs_b, conv_b, turns_b, _ = _turn(chat, "What does LSTM stand for?", "bbbb")
     assert conv_a and conv_b and conv_a != conv_b
-    assert [m["content"] for m in small_app.history.messages(conv_a) if m["role"] == "user"] == ["Who introduced GANs?"]
-    assert [m["content"] for m in small_app.history.messages(conv_b) if m["role"] == "user"] == ["What does LSTM stand for?"]
+    assert [m["content"] for m in small_app.history.messages(conv_a) if m["role"] == "user"] == [
+        "Who introduced GANs?"
+    ]
+    assert [m["content"] for m in small_app.history.messages(conv_b) if m["role"] == "user"] == [
+        "What does LSTM stand for?"
+    ]
     assert "rag-hit" in passages  # the retrieved-passages panel is filled
 
     # the final message is the rendered stored answer, and feedback points at it
@@ -255,7 +316,9 @@ def test_reopening_an_unknown_conversation_is_a_one_line_error(small_app):
     from ui.chat import ChatHandlers
 
     with pytest.raises(gr.Error, match="choose a conversation"):
-        ChatHandlers(small_app).open_conversation("../../nope", gr.Request(username=None, session_hash="c"))
+        ChatHandlers(small_app).open_conversation(
+            "../../nope", gr.Request(username=None, session_hash="c")
+        )
 
 
 def test_adding_a_bad_batch_is_a_one_line_error_and_changes_nothing(small_app, tmp_path):

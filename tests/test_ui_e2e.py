@@ -22,8 +22,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 DOCS_SHOT = ROOT / "docs" / "screenshot.png"
 ANSWER_WAIT_MS = 180_000  # the default model on 2 busy cores
 # Read at import: the suite's autouse fixture clears RAG_* variables before each test.
@@ -31,7 +38,8 @@ UPDATE_DOCS_SHOT = bool(os.environ.get("RAG_UPDATE_SCREENSHOT")) or not DOCS_SHO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 needs_browser = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (install it: apt-get install -y chromium)"
+    not CHROMIUM.exists(),
+    reason="/usr/bin/chromium is missing (install it: apt-get install -y chromium)",
 )
 
 ZORBLAX = """The Zorblax model
@@ -57,7 +65,10 @@ def server(tmp_path_factory, dense_encoder):
 
     root = tmp_path_factory.mktemp("ui-e2e")
     shutil.copytree(ROOT / "corpus", root / "corpus")
-    app = RagApp(load_settings(env={}, data_dir=root / "data", corpus=root / "corpus"), dense_encoder=dense_encoder)
+    app = RagApp(
+        load_settings(env={}, data_dir=root / "data", corpus=root / "corpus"),
+        dense_encoder=dense_encoder,
+    )
     app.llm()  # assemble and load the model before any test's clock starts
     port = _free_port()
     demo = start(app, host="127.0.0.1", port=port, quiet=True)
@@ -75,7 +86,9 @@ def browser():
         b.close()
 
 
-FINISHED = "#rag-chat .rag-answer:not(:has(.rag-typing)), #rag-chat .rag-refusal, #rag-chat .rag-error"
+FINISHED = (
+    "#rag-chat .rag-answer:not(:has(.rag-typing)), #rag-chat .rag-refusal, #rag-chat .rag-error"
+)
 
 
 def _open(browser, url: str):
@@ -103,7 +116,9 @@ def test_chat_in_the_browser(server, browser, tmp_path):
     started = time.perf_counter()
     page.fill("#rag-question textarea", "Who introduced GANs?")
     page.click("#rag-ask")
-    page.locator("#rag-chat .rag-wait").first.wait_for(timeout=10_000)  # the waiting note comes first
+    page.locator("#rag-chat .rag-wait").first.wait_for(
+        timeout=10_000
+    )  # the waiting note comes first
     page.locator(FINISHED).first.wait_for(timeout=ANSWER_WAIT_MS)
     answer = page.locator("#rag-chat .rag-answer").first
     text = answer.inner_text()
@@ -138,7 +153,9 @@ def test_chat_in_the_browser(server, browser, tmp_path):
     doc.write_text(ZORBLAX)
     page.get_by_role("tab", name="Documents").click()
     page.locator("#rag-upload input[type=file]").set_input_files(str(doc))
-    page.locator("#rag-upload [data-testid=download-link]").first.wait_for(timeout=30_000)  # uploaded
+    page.locator("#rag-upload [data-testid=download-link]").first.wait_for(
+        timeout=30_000
+    )  # uploaded
     page.click("#rag-add")
     page.locator("#rag-doc-status").get_by_text("Index updated").wait_for(timeout=120_000)
     assert "Zorblax_model_notes.txt" in page.locator("#rag-doc-status").inner_text()
@@ -149,10 +166,14 @@ def test_chat_in_the_browser(server, browser, tmp_path):
     # 4. ...and answered from, with a citation of it, in a fresh conversation
     page.get_by_role("tab", name="Chat").click()
     page.get_by_role("button", name="New conversation").click()
-    page.wait_for_function("document.querySelectorAll('#rag-chat .rag-answer, #rag-chat .rag-refusal').length === 0")
+    page.wait_for_function(
+        "document.querySelectorAll('#rag-chat .rag-answer, #rag-chat .rag-refusal').length === 0"
+    )
     _ask(page, "Who invented the Zorblax model?")
     answer = page.locator("#rag-chat .rag-answer").last
-    assert "Quenta Vireo" in answer.inner_text() and "[1]" in answer.inner_text(), answer.inner_text()
+    assert "Quenta Vireo" in answer.inner_text() and "[1]" in answer.inner_text(), (
+        answer.inner_text()
+    )
     cited = page.locator("#rag-chat .rag-sources").last.inner_text()
     assert "Zorblax_model_notes.txt" in cited and "Dr. Quenta Vireo in 2031" in cited
     page.screenshot(path=str(shots / "4-new-document.png"))
@@ -175,7 +196,9 @@ def test_chat_in_the_browser(server, browser, tmp_path):
     page.click("#rag-remove-choice input")
     page.get_by_role("option", name="Zorblax_model_notes.txt").click()
     page.click("#rag-remove")
-    page.locator("#rag-doc-status").get_by_text("Removed Zorblax_model_notes.txt").wait_for(timeout=60_000)
+    page.locator("#rag-doc-status").get_by_text("Removed Zorblax_model_notes.txt").wait_for(
+        timeout=60_000
+    )
     page.locator("#rag-docs").get_by_text("Zorblax").wait_for(state="detached", timeout=10_000)
     assert not (server["root"] / "corpus" / "Zorblax_model_notes.txt").exists()
     assert not any("Zorblax" in name for name in server["app"].sources())
@@ -191,19 +214,32 @@ def test_two_tabs_at_once_wait_in_line_and_do_not_mix(server, browser):
     a.click("#rag-ask")
     # once A holds the model (its waiting note is gone), B's question has to wait its turn
     a.locator("#rag-chat .rag-wait").first.wait_for(timeout=10_000)
-    a.locator("#rag-chat .rag-wait", has_text="Waiting for the model").wait_for(state="detached", timeout=60_000)
+    a.locator("#rag-chat .rag-wait", has_text="Waiting for the model").wait_for(
+        state="detached", timeout=60_000
+    )
     b.click("#rag-ask")
-    assert "Waiting for the model" in b.locator("#rag-chat .rag-wait").first.inner_text(timeout=10_000)
-    b.get_by_text(re.compile(r"queue: \d+/\d+")).first.wait_for(timeout=10_000)  # Gradio's queue position
+    assert "Waiting for the model" in b.locator("#rag-chat .rag-wait").first.inner_text(
+        timeout=10_000
+    )
+    b.get_by_text(re.compile(r"queue: \d+/\d+")).first.wait_for(
+        timeout=10_000
+    )  # Gradio's queue position
     for page in (a, b):
         page.locator(FINISHED).first.wait_for(timeout=2 * ANSWER_WAIT_MS)
     assert a.locator("#rag-chat [data-testid=user]").all_inner_texts() == [
-        "What are the two parts of a GAN and what does each do?"]
-    assert b.locator("#rag-chat [data-testid=user]").all_inner_texts() == ["What does LSTM stand for?"]
+        "What are the two parts of a GAN and what does each do?"
+    ]
+    assert b.locator("#rag-chat [data-testid=user]").all_inner_texts() == [
+        "What does LSTM stand for?"
+    ]
     answers_a = a.locator("#rag-chat .rag-answer").all_inner_texts()
     answers_b = b.locator("#rag-chat .rag-answer").all_inner_texts()
     assert len(answers_a) == 1 and "Discriminator" in answers_a[0] and "LSTM" not in answers_a[0]
-    assert len(answers_b) == 1 and "Long Short-Term Memory" in answers_b[0] and "Discriminator" not in answers_b[0]
+    assert (
+        len(answers_b) == 1
+        and "Long Short-Term Memory" in answers_b[0]
+        and "Discriminator" not in answers_b[0]
+    )
 
 
 # Eight questions whose answers are distinct and checkable (from eval/gold.jsonl).

@@ -10,7 +10,9 @@ def build_ui(app):
     return _build(app)
 
 
-def serve(app, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None, share=False) -> None:
+def serve(
+    app, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None, share=False
+) -> None:
     from ui.server import serve as _serve
 
     _serve(app, host=host, port=port, auth=auth, share=share)

@@ -55,12 +55,24 @@ class ChatHandlers:
         question = (question or "").strip()
         if not question:
             return gr.skip(), gr.skip(), gr.skip(), ""
-        msgs = [*msgs, {"role": "user", "content": render.render_user(question)},
-                {"role": "assistant", "content": render.render_waiting(WAITING)}]
+        msgs = [
+            *msgs,
+            {"role": "user", "content": render.render_user(question)},
+            {"role": "assistant", "content": render.render_waiting(WAITING)},
+        ]
         return "", msgs, msgs, question
 
-    def respond(self, question: str, msgs: list[dict], conv: str | None, turns: dict,
-                mode: str, top_k: float, guides: list[str] | None, request: gr.Request):
+    def respond(
+        self,
+        question: str,
+        msgs: list[dict],
+        conv: str | None,
+        turns: dict,
+        mode: str,
+        top_k: float,
+        guides: list[str] | None,
+        request: gr.Request,
+    ):
         """Stream the verified sentences into the last chat message, then the final answer
         with its sources. Yields (chatbot, msgs, conv, turns, passages)."""
         if not question:
@@ -79,10 +91,15 @@ class ChatHandlers:
         try:
             with user_errors():
                 if not conv:
-                    conv = self.app.history.new_conversation(title=question[:80], user_id=_owner_filter(request) or "")
+                    conv = self.app.history.new_conversation(
+                        title=question[:80], user_id=_owner_filter(request) or ""
+                    )
                 stream = self.app.ask_stream(
-                    question, mode=mode or None, top_k=int(top_k) if top_k else None,
-                    sources=self._sources(guides), conversation_id=conv,
+                    question,
+                    mode=mode or None,
+                    top_k=int(top_k) if top_k else None,
+                    sources=self._sources(guides),
+                    conversation_id=conv,
                 )
                 for event in stream:
                     if event.kind == "sentence":
@@ -91,9 +108,19 @@ class ChatHandlers:
                     elif event.kind == "done":
                         data = event.answer.to_json()
                         turns[idx] = {"message_id": self._last_message_id(conv), "answer": data}
-                        yield show(render.render_answer(data)), msgs, conv, turns, render.passages_html(data["passages"], data.get("expansion", ""))
+                        yield (
+                            show(render.render_answer(data)),
+                            msgs,
+                            conv,
+                            turns,
+                            render.passages_html(data["passages"], data.get("expansion", "")),
+                        )
         except Exception as exc:  # the chat must not be left saying "writing…"
-            note = exc.message if isinstance(exc, gr.Error) else "an unexpected error; see the server log"
+            note = (
+                exc.message
+                if isinstance(exc, gr.Error)
+                else "an unexpected error; see the server log"
+            )
             yield show(render.render_error(note)), msgs, conv, turns, gr.skip()
             raise
 
@@ -103,7 +130,10 @@ class ChatHandlers:
         known = set(self.app.sources())
         chosen = [g for g in guides if g in known]
         if not chosen:
-            raise BadInput("none of the chosen guides is indexed any more", "tick other guides, or none for all")
+            raise BadInput(
+                "none of the chosen guides is indexed any more",
+                "tick other guides, or none for all",
+            )
         return None if set(chosen) == known else chosen
 
     def _last_message_id(self, conv: str) -> str:
@@ -126,8 +156,13 @@ class ChatHandlers:
             return  # a rating taken back
         answer = record["answer"]
         self.app.history.add_feedback(
-            record["message_id"], rating, answer.get("question", ""), answer.get("answer", ""),
-            answer.get("citations", []), user_id=user_id(request), quality=render.quality(answer),
+            record["message_id"],
+            rating,
+            answer.get("question", ""),
+            answer.get("answer", ""),
+            answer.get("citations", []),
+            user_id=user_id(request),
+            quality=render.quality(answer),
         )
         gr.Info("Thanks: your rating is saved." if rating > 0 else "Thanks: noted as a bad answer.")
 
@@ -135,7 +170,10 @@ class ChatHandlers:
     def conversation_choices(self, request: gr.Request):
         found = self.app.history.conversations(limit=100, user_id=_owner_filter(request))
         choices = [
-            (f"{(c['title'] or 'untitled')[:60]}  ·  {time.strftime('%d %b %H:%M', time.localtime(c['updated_at']))}", c["id"])
+            (
+                f"{(c['title'] or 'untitled')[:60]}  ·  {time.strftime('%d %b %H:%M', time.localtime(c['updated_at']))}",
+                c["id"],
+            )
             for c in found
         ]
         return gr.update(choices=choices, value=None)
@@ -143,7 +181,10 @@ class ChatHandlers:
     def open_conversation(self, cid: str | None, request: gr.Request):
         """Reopen a stored conversation: its turns, re-rendered, and follow-ups continue it."""
         with user_errors():
-            allowed = {c["id"] for c in self.app.history.conversations(limit=1000, user_id=_owner_filter(request))}
+            allowed = {
+                c["id"]
+                for c in self.app.history.conversations(limit=1000, user_id=_owner_filter(request))
+            }
             if not cid or cid not in allowed:
                 raise BadInput("choose a conversation from the list first")
             msgs, turns, last = [], {}, {}
@@ -151,11 +192,21 @@ class ChatHandlers:
                 if m["role"] == "user":
                     msgs.append({"role": "user", "content": render.render_user(m["content"])})
                 elif m["role"] == "assistant":
-                    data = m.get("payload") or {"answer": m["content"], "abstained": False, "citations": []}
+                    data = m.get("payload") or {
+                        "answer": m["content"],
+                        "abstained": False,
+                        "citations": [],
+                    }
                     turns[len(msgs)] = {"message_id": m["id"], "answer": data}
                     msgs.append({"role": "assistant", "content": render.render_answer(data)})
                     last = data
-            return msgs, msgs, cid, turns, render.passages_html(last.get("passages", []), last.get("expansion", ""))
+            return (
+                msgs,
+                msgs,
+                cid,
+                turns,
+                render.passages_html(last.get("passages", []), last.get("expansion", "")),
+            )
 
     def new_conversation(self):
         return [], [], None, {}, render.passages_html([])

@@ -17,7 +17,22 @@ _ENTITIES.update({c: f"&#{ord(c)};" for c in "\\`*_[]{}()#+-!|~$:"})
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 _SENT_END = re.compile(r"[.!?]+(?=\s|$)|\n")
 # A full stop after these does not end a sentence ("invented by Dr. Vireo", "Vaswani et al. showed").
-_ABBREV = {"dr", "mr", "mrs", "ms", "prof", "st", "vs", "al", "e.g", "i.e", "etc", "fig", "no", "approx"}
+_ABBREV = {
+    "dr",
+    "mr",
+    "mrs",
+    "ms",
+    "prof",
+    "st",
+    "vs",
+    "al",
+    "e.g",
+    "i.e",
+    "etc",
+    "fig",
+    "no",
+    "approx",
+}
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = set(
     "a an the and or but of to in on at by for with from as is are was were be been it its this that these those "
@@ -40,7 +55,7 @@ def answer_text_html(text: str) -> str:
     """The answer with its [n] markers set apart (they stay visible as "[n]")."""
     parts, pos = [], 0
     for m in _MARKER.finditer(text or ""):
-        parts.append(esc(text[pos:m.start()]))
+        parts.append(esc(text[pos : m.start()]))
         nums = ", ".join(n.strip() for n in m.group(1).split(","))
         parts.append(f' <span class="rag-cite">&#91;{esc(nums)}&#93;</span>')
         pos = m.end()
@@ -49,14 +64,18 @@ def answer_text_html(text: str) -> str:
 
 
 def _words(text: str) -> set[str]:
-    return {w[:-1] if len(w) > 4 and w.endswith("s") else w for w in _WORD.findall(text.lower()) if w not in _STOP}
+    return {
+        w[:-1] if len(w) > 4 and w.endswith("s") else w
+        for w in _WORD.findall(text.lower())
+        if w not in _STOP
+    }
 
 
 def _sentence_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) of each sentence, leading whitespace excluded."""
     spans, start = [], 0
     for m in _SENT_END.finditer(text):
-        words = text[start:m.start()].split()
+        words = text[start : m.start()].split()
         if m.group() != "\n" and words and words[-1].lower().lstrip("(") in _ABBREV:
             continue
         spans.append((start, m.end()))
@@ -79,7 +98,9 @@ def highlight(passage: str, supports: list[str], min_overlap: float = 0.34) -> s
         want = _words(support)
         if not want:
             continue
-        scored = [(len(want & _words(passage[a:b])) / len(want), i) for i, (a, b) in enumerate(spans)]
+        scored = [
+            (len(want & _words(passage[a:b])) / len(want), i) for i, (a, b) in enumerate(spans)
+        ]
         best = max(scored, default=(0.0, -1))
         if best[0] >= min_overlap:
             marked.add(best[1])
@@ -157,8 +178,14 @@ def passages_html(passages: list[dict], expansion: str = "") -> str:
     model's guess that was searched with the question (so a surprising ranking is explained)."""
     if not passages:
         return '<div class="rag-muted">No passages retrieved yet.</div>'
-    guess = (f'<div class="rag-muted rag-expansion">Searched with the question and the model\'s own guess '
-             f'(used to search only, never as a source): {esc(expansion)}</div>') if expansion else ""
+    guess = (
+        (
+            f'<div class="rag-muted rag-expansion">Searched with the question and the model\'s own guess '
+            f"(used to search only, never as a source): {esc(expansion)}</div>"
+        )
+        if expansion
+        else ""
+    )
     rows = "".join(
         f'<div class="rag-hit"><div class="rag-hit-head"><span class="rag-n">#{p.get("rank", i + 1)}</span> '
         f'<span class="rag-score">score {float(p.get("score", 0)):.4f}</span> '
@@ -172,10 +199,17 @@ def passages_html(passages: list[dict], expansion: str = "") -> str:
 def quality(answer: dict) -> float | None:
     """Fraction of the model's sentences that a passage supports (None when it never wrote
     any, e.g. a refusal decided before generation)."""
-    checked = [s for s in answer.get("checks", {}).get("sentences", []) if s.get("verdict") != "model declined"]
+    checked = [
+        s
+        for s in answer.get("checks", {}).get("sentences", [])
+        if s.get("verdict") != "model declined"
+    ]
     if not checked:
         return None
-    return round(sum(1 for s in checked if s.get("kept") or s.get("verdict") == "unchecked") / len(checked), 3)
+    return round(
+        sum(1 for s in checked if s.get("kept") or s.get("verdict") == "unchecked") / len(checked),
+        3,
+    )
 
 
 def documents_rows(sources: dict[str, int]) -> list[list]:

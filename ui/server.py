@@ -39,7 +39,9 @@ def parse_auth(auth: str | None) -> tuple[str, str] | None:
         return None
     user, sep, password = auth.partition(":")
     if not sep or not user.strip() or not password:
-        raise BadInput("the UI password must look like user:password", "set RAG_UI_AUTH=user:password")
+        raise BadInput(
+            "the UI password must look like user:password", "set RAG_UI_AUTH=user:password"
+        )
     return user.strip(), password
 
 
@@ -93,30 +95,56 @@ def build_ui(app: RagApp) -> gr.Blocks:
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3):
                         chatbot = gr.Chatbot(
-                            label="Conversation", elem_id="rag-chat", height=600, latex_delimiters=[],
-                            feedback_options=("Like", "Dislike"), buttons=["copy"],
+                            label="Conversation",
+                            elem_id="rag-chat",
+                            height=600,
+                            latex_delimiters=[],
+                            feedback_options=("Like", "Dislike"),
+                            buttons=["copy"],
                             placeholder="Ask a question about the indexed documents.",
                         )
                         with gr.Row():
                             box = gr.Textbox(
                                 placeholder="Ask about your documents, e.g. Who introduced GANs?",
-                                show_label=False, scale=8, container=False, max_lines=6, elem_id="rag-question",
+                                show_label=False,
+                                scale=8,
+                                container=False,
+                                max_lines=6,
+                                elem_id="rag-question",
                             )
-                            ask_btn = gr.Button("Ask", variant="primary", scale=1, min_width=90, elem_id="rag-ask")
+                            ask_btn = gr.Button(
+                                "Ask", variant="primary", scale=1, min_width=90, elem_id="rag-ask"
+                            )
                         gr.Examples(EXAMPLES, inputs=[box], label="Try")
                         with gr.Accordion("Retrieved passages, with their scores", open=False):
                             passages = gr.HTML(render.passages_html([]), elem_id="rag-passages")
                     with gr.Column(scale=1, min_width=270):
                         with gr.Group():
                             new_btn = gr.Button("New conversation", size="sm")
-                            conv_dd = gr.Dropdown(label="Past conversations", choices=[], value=None, elem_id="rag-convs")
+                            conv_dd = gr.Dropdown(
+                                label="Past conversations",
+                                choices=[],
+                                value=None,
+                                elem_id="rag-convs",
+                            )
                             open_btn = gr.Button("Reopen", size="sm")
-                        mode = gr.Radio(["hybrid", "dense", "sparse"], value=s.mode, label="Retrieval mode")
-                        top_k = gr.Slider(1, 20, value=s.top_k, step=1, label="Passages to retrieve")
-                        guides = gr.CheckboxGroup([], label="Guides to search", info="None ticked: all of them.",
-                                                  elem_id="rag-guides")
+                        mode = gr.Radio(
+                            ["hybrid", "dense", "sparse"], value=s.mode, label="Retrieval mode"
+                        )
+                        top_k = gr.Slider(
+                            1, 20, value=s.top_k, step=1, label="Passages to retrieve"
+                        )
+                        guides = gr.CheckboxGroup(
+                            [],
+                            label="Guides to search",
+                            info="None ticked: all of them.",
+                            elem_id="rag-guides",
+                        )
                         gr.Dropdown(
-                            _model_choices(s.llm), value=s.llm, label="Model", interactive=False,
+                            _model_choices(s.llm),
+                            value=s.llm,
+                            label="Model",
+                            interactive=False,
                             info="Chosen at start-up: set RAG_LLM (a preset or a .gguf file) and restart.",
                         )
             with gr.Tab("Documents", id="documents"):
@@ -125,30 +153,69 @@ def build_ui(app: RagApp) -> gr.Blocks:
                     with gr.Column():
                         files = gr.File(
                             label=f"Add documents ({', '.join(ALLOWED)}; up to {s.max_upload_mb} MB each)",
-                            file_count="multiple", file_types=list(ALLOWED), elem_id="rag-upload",
+                            file_count="multiple",
+                            file_types=list(ALLOWED),
+                            elem_id="rag-upload",
                         )
-                        add_btn = gr.Button("Add to the index", variant="primary", elem_id="rag-add")
+                        add_btn = gr.Button(
+                            "Add to the index", variant="primary", elem_id="rag-add"
+                        )
                     with gr.Column():
-                        remove_dd = gr.Dropdown(label="Document in the corpus folder", choices=[], elem_id="rag-remove-choice")
-                        remove_btn = gr.Button("Remove from the index", variant="stop", elem_id="rag-remove")
+                        remove_dd = gr.Dropdown(
+                            label="Document in the corpus folder",
+                            choices=[],
+                            elem_id="rag-remove-choice",
+                        )
+                        remove_btn = gr.Button(
+                            "Remove from the index", variant="stop", elem_id="rag-remove"
+                        )
                 status = gr.Markdown(elem_id="rag-doc-status")
-                table = gr.Dataframe(headers=["document", "passages"], datatype=["str", "number"],
-                                     interactive=False, label="Indexed documents", elem_id="rag-docs")
+                table = gr.Dataframe(
+                    headers=["document", "passages"],
+                    datatype=["str", "number"],
+                    interactive=False,
+                    label="Indexed documents",
+                    elem_id="rag-docs",
+                )
 
         # Asking: show the question at once (outside the queue), then answer in the model's line.
         for trigger in (box.submit, ask_btn.click):
-            trigger(chat.start_turn, [box, msgs], [box, chatbot, msgs, pending], queue=False, **private).then(
-                chat.respond, [pending, msgs, conv, turns, mode, top_k, guides],
+            trigger(
+                chat.start_turn, [box, msgs], [box, chatbot, msgs, pending], queue=False, **private
+            ).then(
+                chat.respond,
+                [pending, msgs, conv, turns, mode, top_k, guides],
                 [chatbot, msgs, conv, turns, passages],
-                concurrency_id=LLM_QUEUE, concurrency_limit=1, show_progress="minimal", **private,
+                concurrency_id=LLM_QUEUE,
+                concurrency_limit=1,
+                show_progress="minimal",
+                **private,
             ).then(chat.conversation_choices, None, conv_dd, **private)
         chatbot.like(chat.feedback, [turns], None, **private)
-        new_btn.click(chat.new_conversation, None, [chatbot, msgs, conv, turns, passages], **private)
-        open_btn.click(chat.open_conversation, [conv_dd], [chatbot, msgs, conv, turns, passages], **private)
+        new_btn.click(
+            chat.new_conversation, None, [chatbot, msgs, conv, turns, passages], **private
+        )
+        open_btn.click(
+            chat.open_conversation, [conv_dd], [chatbot, msgs, conv, turns, passages], **private
+        )
 
         doc_outputs = [table, guides, remove_dd, summary]
-        add_btn.click(docs.add, [files], [status, files, *doc_outputs], concurrency_id="index", concurrency_limit=1, **private)
-        remove_btn.click(docs.remove, [remove_dd], [status, *doc_outputs], concurrency_id="index", concurrency_limit=1, **private)
+        add_btn.click(
+            docs.add,
+            [files],
+            [status, files, *doc_outputs],
+            concurrency_id="index",
+            concurrency_limit=1,
+            **private,
+        )
+        remove_btn.click(
+            docs.remove,
+            [remove_dd],
+            [status, *doc_outputs],
+            concurrency_id="index",
+            concurrency_limit=1,
+            **private,
+        )
         demo.load(docs.refresh, None, doc_outputs, **private)
         demo.load(chat.conversation_choices, None, conv_dd, **private)
 
@@ -158,8 +225,16 @@ def build_ui(app: RagApp) -> gr.Blocks:
     return demo
 
 
-def start(app: RagApp, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None,
-          share: bool = False, quiet: bool = False, api: bool = True, api_port: int = 0) -> gr.Blocks:
+def start(
+    app: RagApp,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    auth: str | None = None,
+    share: bool = False,
+    quiet: bool = False,
+    api: bool = True,
+    api_port: int = 0,
+) -> gr.Blocks:
     """Check the bind, start the JSON API (rag/server.py) over the same app, index the corpus if
     the index is empty, launch; returns at once. The API listens on 127.0.0.1 whatever `host`
     is: it is how `rag ask` and the other commands reach the index this process owns, and it is
@@ -177,9 +252,16 @@ def start(app: RagApp, host: str = "127.0.0.1", port: int = 7860, auth: str | No
         demo = build_ui(app)
         demo.queue(default_concurrency_limit=4, max_size=256)
         demo.launch(
-            server_name=host, server_port=port, auth=creds, share=share, prevent_thread_lock=True,
-            theme=theme(), css=CSS, max_file_size=app.settings.max_upload_mb * 1024 * 1024,
-            footer_links=["api"], quiet=quiet,
+            server_name=host,
+            server_port=port,
+            auth=creds,
+            share=share,
+            prevent_thread_lock=True,
+            theme=theme(),
+            css=CSS,
+            max_file_size=app.settings.max_upload_mb * 1024 * 1024,
+            footer_links=["api"],
+            quiet=quiet,
             auth_message="Sign in to ask the documents." if creds else None,
         )
     except BaseException:
@@ -189,7 +271,9 @@ def start(app: RagApp, host: str = "127.0.0.1", port: int = 7860, auth: str | No
     if served is not None:
         _close_together(demo, served)
         if not quiet:
-            sys.stderr.write(f"rag ui: the rag commands reach this index through {served.url} (token in {served.file})\n")
+            sys.stderr.write(
+                f"rag ui: the rag commands reach this index through {served.url} (token in {served.file})\n"
+            )
     return demo
 
 
@@ -206,8 +290,14 @@ def _close_together(demo: gr.Blocks, served) -> None:
     demo.rag_api = served
 
 
-def serve(app: RagApp, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None, share=False,
-          api_port: int = 0) -> None:
+def serve(
+    app: RagApp,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    auth: str | None = None,
+    share=False,
+    api_port: int = 0,
+) -> None:
     """Serve the page (and the API) until interrupted. Binding anywhere but this machine needs
     auth ("user:password", from the argument or RAG_UI_AUTH); without it this raises BadInput."""
     demo = start(app, host, port, auth, share, api_port=api_port)

@@ -38,7 +38,9 @@ def safe_name(name: str) -> str:
             "convert it to one of these formats",
         )
     if not stem:
-        raise BadInput(f"cannot add {shown!r}: the file name has no usable characters", "rename the file")
+        raise BadInput(
+            f"cannot add {shown!r}: the file name has no usable characters", "rename the file"
+        )
     stem = stem[: MAX_NAME - len(ext) - 1].rstrip("._-")
     return f"{stem}.{ext}"
 
@@ -109,7 +111,10 @@ def remove_file(corpus: Path, name: str) -> Path:
     """Delete one document of the corpus folder. Only a name from `corpus_files` is accepted,
     so a crafted request cannot reach any other file."""
     if not name or name not in corpus_files(corpus):
-        raise BadInput(f"no document named {str(name)[:80]!r} in the corpus folder", "refresh the list and pick one")
+        raise BadInput(
+            f"no document named {str(name)[:80]!r} in the corpus folder",
+            "refresh the list and pick one",
+        )
     path = Path(corpus) / name
     path.unlink()
     return path
