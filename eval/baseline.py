@@ -29,8 +29,10 @@ from pydantic import PrivateAttr
 COLLECTION = "llamaindex_baseline"
 DECLINE = "The sources do not answer this question."
 _DECLINES = re.compile(
-    r"sources do not answer|not (mentioned|provided|specified|stated|available)|does not (mention|contain|provide|say|specify)|"
-    r"no information|cannot (answer|determine)|can't (answer|determine)|don't know|do not know|not possible to determine",
+    r"sources do not answer|not (mentioned|provided|specified|stated|available)|"
+    r"does not (mention|contain|provide|say|specify)|"
+    r"no information|cannot (answer|determine)|can't (answer|determine)|don't know|do not know|"
+    r"not possible to determine",
     re.I,
 )
 
@@ -103,9 +105,10 @@ class LocalChatLLM(CustomLLM):
 
 
 QA_TEMPLATE = (
-    "Please provide an answer based solely on the provided sources. When referencing information from a "
-    "source, cite the appropriate source(s) using their corresponding numbers. Every answer should include at "
-    "least one source citation. Only cite a source when you are explicitly referencing it. If the sources do "
+    "Please provide an answer based solely on the provided sources. When referencing information "
+    "from a source, cite the appropriate source(s) using their corresponding numbers. Every answer "
+    "should include at least one source citation. Only cite a source when you are explicitly "
+    "referencing it. If the sources do "
     f"not answer the query, reply exactly: {DECLINE} For example:\n"
     "Source 1:\nThe sky is red in the evening and blue in the morning.\n"
     "Source 2:\nWater is wet when the sky is red.\n"

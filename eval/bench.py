@@ -194,7 +194,8 @@ class Bench:
             "workdir": str(self.work),
             "versions": _versions(),
             "corpus_note": (
-                "retrieval sizes: real Python-doc passages (payload + BM25 vector); dense vectors real for "
+                "retrieval sizes: real Python-doc passages (payload + BM25 vector); "
+                "dense vectors real for "
                 "the embedded passages, reused + perturbed for the rest (see real_dense_vectors)"
             ),
         }
@@ -547,8 +548,10 @@ def table(R: dict, S: dict) -> str:
     L = []
     w = L.append
     w(
-        f"rag bench  {m['started']}  {'QUICK' if m['quick'] else 'full'}  model={m['model']}  cores={m['cpu_count']}  "
-        f"load avg start {'/'.join(map(str, m['loadavg_start']))}  end {'/'.join(map(str, m.get('loadavg_end', [])))}  "
+        f"rag bench  {m['started']}  {'QUICK' if m['quick'] else 'full'}  model={m['model']}  "
+        f"cores={m['cpu_count']}  "
+        f"load avg start {'/'.join(map(str, m['loadavg_start']))}  "
+        f"end {'/'.join(map(str, m.get('loadavg_end', [])))}  "
         f"({m.get('duration_s', 0) / 60:.1f} min)"
     )
     ans = R.get("answers", {})
@@ -557,13 +560,16 @@ def table(R: dict, S: dict) -> str:
     else:
         w("")
         w(
-            f"LLM bare   prefill {fmt(S['prefill_tok_s'])} tok/s ({ans.get('prefill_tokens')} tok, empty cache; runs "
-            f"{ans.get('prefill_runs_tok_s')})   decode {fmt(S['decode_tok_s'], '.2f')} tok/s ({ans.get('decode_tokens')} tok)   "
+            f"LLM bare   prefill {fmt(S['prefill_tok_s'])} tok/s ({ans.get('prefill_tokens')} tok, "
+            f"empty cache; runs "
+            f"{ans.get('prefill_runs_tok_s')})   decode {fmt(S['decode_tok_s'], '.2f')} tok/s "
+            f"({ans.get('decode_tokens')} tok)   "
             f"load {fmt(ans.get('llm_load_s'), '.1f')} s  threads {ans.get('n_threads')}"
         )
         q = S["questions"]
         w(
-            f"Questions  {q['n']} asked, {q['reached_llm']} reached the LLM, {q['refused_before_llm']} refused before it, {q['errors']} errors"
+            f"Questions  {q['n']} asked, {q['reached_llm']} reached the LLM, "
+            f"{q['refused_before_llm']} refused before it, {q['errors']} errors"
         )
         w(f"  {'':28}{'p50':>9}{'p95':>9}{'max':>9}")
         for label, key, spec in (
@@ -578,16 +584,19 @@ def table(R: dict, S: dict) -> str:
         ):
             d = q[key]
             w(
-                f"  {label:28}{fmt(d['p50'], spec):>9}{fmt(d['p95'], spec):>9}{fmt(d['max'], spec):>9}"
+                f"  {label:28}{fmt(d['p50'], spec):>9}{fmt(d['p95'], spec):>9}"
+                f"{fmt(d['max'], spec):>9}"
             )
         w(
-            "  floor = prompt_tokens / prefill_tok_s (the whole prompt prefilled at the bare rate); uncached floor"
+            "  floor = prompt_tokens / prefill_tok_s "
+            "(the whole prompt prefilled at the bare rate); uncached floor"
         )
         w("  counts only the tokens not already in llama.cpp's KV cache.")
         fq = q.get("first_question")
         if fq:
             w(
-                f"  first question (cold cache): ttft {fq['first_token_s']:.2f} s for {fq['prompt_tokens']} tokens, "
+                f"  first question (cold cache): ttft {fq['first_token_s']:.2f} s "
+                f"for {fq['prompt_tokens']} tokens, "
                 f"cached prefix {fq.get('cached_prefix', 0)}"
             )
         kv = S["kv_cache"]
@@ -600,14 +609,18 @@ def table(R: dict, S: dict) -> str:
             ):
                 if key in c:
                     parts.append(
-                        f"{label} {fmt(c[key]['ttft_s'], '.2f')} s (cached {c[key]['cached_prefix']})"
+                        f"{label} {fmt(c[key]['ttft_s'], '.2f')} s "
+                        f"(cached {c[key]['cached_prefix']})"
                     )
             w(f"  KV check q#{c['i']} ({c['prompt_tokens']} tok): " + "; ".join(parts))
         if kv.get("expected_saving_s") is not None:
             w(
-                f"  system prompt {kv['system_prompt_tokens']} tok = {kv['expected_saving_s']} s of prefill; measured saving "
-                f"{fmt(kv.get('measured_saving_s'), '.2f')} s → system-prefix reuse holds: {kv['system_prefix_reused']}; "
-                f"a repeated question reuses its whole prompt: {kv['full_prompt_reused_when_repeated']}"
+                f"  system prompt {kv['system_prompt_tokens']} tok = {kv['expected_saving_s']} s "
+                f"of prefill; measured saving "
+                f"{fmt(kv.get('measured_saving_s'), '.2f')} s → system-prefix reuse holds: "
+                f"{kv['system_prefix_reused']}; "
+                f"a repeated question reuses its whole prompt: "
+                f"{kv['full_prompt_reused_when_repeated']}"
             )
     tp = ans.get("threads_probe") if isinstance(ans, dict) else None
     if tp:
@@ -638,18 +651,25 @@ def table(R: dict, S: dict) -> str:
     else:
         pyd, emb, info = ing["pydoc"], ing["embed"], ing["embed_info"]
         w(
-            f"Embedding & ingest  ({emb['passages']} Python-doc passages from {R['prep']['corpus_files']} HTML files; "
-            f"wordpiece tokens mean {info['wordpiece_tokens']['mean']}, {100 * info['wordpiece_tokens']['over_max_seq']:.0f}% "
-            f"over max_seq {info['max_seq_length']}; batch {info['batch_size']}, torch threads {info['torch_threads']})"
+            f"Embedding & ingest  ({emb['passages']} Python-doc passages from "
+            f"{R['prep']['corpus_files']} HTML files; "
+            f"wordpiece tokens mean {info['wordpiece_tokens']['mean']}, "
+            f"{100 * info['wordpiece_tokens']['over_max_seq']:.0f}% "
+            f"over max_seq {info['max_seq_length']}; batch {info['batch_size']}, "
+            f"torch threads {info['torch_threads']})"
         )
         w(
-            f"  embed bare       {fmt(S['embed_chunks_s'])} passages/s   (same process, before/after the ingest: "
-            f"{emb['before_ingest_s']} s / {emb['after_ingest_s']} s; models load {ing['models_load_s']} s; BM25 "
+            f"  embed bare       {fmt(S['embed_chunks_s'])} passages/s   "
+            f"(same process, before/after the ingest: "
+            f"{emb['before_ingest_s']} s / {emb['after_ingest_s']} s; "
+            f"models load {ing['models_load_s']} s; BM25 "
             f"{fmt(info.get('sparse_chunks_s'), '.0f')} passages/s)"
         )
         w(
-            f"  ingest full      {fmt(S['ingest_chunks_s'])} passages/s   ingest time / embed time = "
-            f"{fmt(S.get('ingest_over_embed'), '.2f')}x; dense encoding is {fmt(100 * (S.get('ingest_dense_share') or 0), '.0f')}% "
+            f"  ingest full      {fmt(S['ingest_chunks_s'])} passages/s   "
+            f"ingest time / embed time = "
+            f"{fmt(S.get('ingest_over_embed'), '.2f')}x; dense encoding is "
+            f"{fmt(100 * (S.get('ingest_dense_share') or 0), '.0f')}% "
             f"of the ingest wall time"
         )
         bd = pyd.get("breakdown_s", {})
@@ -661,15 +681,19 @@ def table(R: dict, S: dict) -> str:
         w(f"  unchanged re-run of that corpus in process: {ing['pydoc_unchanged']['wall_s']} s")
         g = S["guides"]
         w(
-            f"  3 guides ({g['passages']} passages): embed bare {fmt(g['embed_chunks_s'])}/s, ingest {fmt(g['ingest_chunks_s'])}/s, "
+            f"  3 guides ({g['passages']} passages): embed bare {fmt(g['embed_chunks_s'])}/s, "
+            f"ingest {fmt(g['ingest_chunks_s'])}/s, "
             f"ingest/embed time {fmt(g.get('ingest_over_embed'), '.2f')}x"
         )
     re_ = R.get("reingest", {})
     if re_ and "error" not in re_:
         w(
-            f"Re-ingest unchanged guides: `rag ingest` wall {re_['cli_wall_s_median']:.2f} s (runs {re_['cli_wall_s']}, "
-            f"reported {re_['reported_seconds']} s, peak RSS {re_['cli_peak_rss_mb']:.0f} MB; bare python start "
-            f"{re_['python_start_s']:.2f} s); in process warm {fmt(re_['in_process_warm_s'], '.3f')} s, new app "
+            f"Re-ingest unchanged guides: `rag ingest` wall {re_['cli_wall_s_median']:.2f} s "
+            f"(runs {re_['cli_wall_s']}, "
+            f"reported {re_['reported_seconds']} s, peak RSS {re_['cli_peak_rss_mb']:.0f} MB; "
+            f"bare python start "
+            f"{re_['python_start_s']:.2f} s); "
+            f"in process warm {fmt(re_['in_process_warm_s'], '.3f')} s, new app "
             f"{fmt(re_['in_process_cold_s'], '.3f')} s"
         )
         if re_.get("top_imports"):
@@ -677,23 +701,28 @@ def table(R: dict, S: dict) -> str:
     ask = R.get("ask", {})
     if ask:
         w(
-            f"`rag ask` (default flags, {ask.get('question')!r}): peak RSS {fmt(ask.get('peak_rss_mb'), '.0f')} MB, "
+            f"`rag ask` (default flags, {ask.get('question')!r}): "
+            f"peak RSS {fmt(ask.get('peak_rss_mb'), '.0f')} MB, "
             f"wall {fmt(ask.get('wall_s'), '.1f')} s, timings {ask.get('timings_ms')}"
         )
     w("")
     w(
-        "Index backends: old = qdrant-client local mode (rag's store before Qdrant Edge), edge = Qdrant Edge"
+        "Index backends: old = qdrant-client local mode (rag's store before Qdrant Edge), "
+        "edge = Qdrant Edge"
     )
     w(
-        "(rag's store). Latency ms p50/p95 over the gold questions (the old store past 10k: the first 20), top 5:"
+        "(rag's store). Latency ms p50/p95 over the gold questions "
+        "(the old store past 10k: the first 20), top 5:"
     )
     w("search = Retriever.search including")
     w(
-        "query encoding; store = the store call alone. Open = a fresh store object on the built index;"
+        "query encoding; store = the store call alone. "
+        "Open = a fresh store object on the built index;"
     )
     w("RSS = the stage process's peak; build = upsert (+ optimise for Edge) in points/s.")
     w(
-        f"  {'points':>7} {'backend':7} {'':6} {'hybrid':>13} {'dense':>13} {'sparse':>13} {'open s':>7} {'peak RSS MB':>11} {'open +MB':>8} {'build pt/s':>10}"
+        f"  {'points':>7} {'backend':7} {'':6} {'hybrid':>13} {'dense':>13} {'sparse':>13} "
+        f"{'open s':>7} {'peak RSS MB':>11} {'open +MB':>8} {'build pt/s':>10}"
     )
     ret = R.get("retrieval", {})
     for n in [str(x) for x in m.get("sizes", [])]:
@@ -706,19 +735,22 @@ def table(R: dict, S: dict) -> str:
                 continue
             for i, kind in enumerate(("store", "search")):
                 cells = [
-                    f"{r['modes'][x][kind + '_ms']['p50']:.1f}/{r['modes'][x][kind + '_ms']['p95']:.1f}"
+                    f"{r['modes'][x][kind + '_ms']['p50']:.1f}/"
+                    f"{r['modes'][x][kind + '_ms']['p95']:.1f}"
                     for x in ("hybrid", "dense", "sparse")
                 ]
                 tail = (
                     (
                         f" {fmt(r.get('open_s'), '.2f'):>7} {fmt(r.get('peak_rss_mb'), '.0f'):>11} "
-                        f"{fmt(r.get('rss_open_mb'), '.0f'):>8} {fmt(r.get('ingest_pts_s'), '.0f'):>10}"
+                        f"{fmt(r.get('rss_open_mb'), '.0f'):>8} "
+                        f"{fmt(r.get('ingest_pts_s'), '.0f'):>10}"
                     )
                     if i == 0
                     else ""
                 )
                 w(
-                    f"  {n if i == 0 else '':>7} {backend if i == 0 else '':7} {kind:6} {cells[0]:>13} {cells[1]:>13} {cells[2]:>13}{tail}"
+                    f"  {n if i == 0 else '':>7} {backend if i == 0 else '':7} {kind:6} "
+                    f"{cells[0]:>13} {cells[1]:>13} {cells[2]:>13}{tail}"
                 )
             notes = [f"{r.get('real_dense_vectors')} real dense vectors"]
             if r.get("copied_points"):
@@ -731,7 +763,8 @@ def table(R: dict, S: dict) -> str:
         cli = ret.get("cli_search", {}).get(n)
         if cli:
             w(
-                f"  {n:>7} `rag search` on the Edge index, one process: {fmt(cli.get('wall_s'), '.1f')} s, "
+                f"  {n:>7} `rag search` on the Edge index, one process: "
+                f"{fmt(cli.get('wall_s'), '.1f')} s, "
                 f"peak RSS {fmt(cli.get('peak_rss_mb'), '.0f')} MB"
             )
     w("")

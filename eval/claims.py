@@ -191,7 +191,8 @@ def format_scores(label: str, result: dict) -> str:
         r = result["splits"].get(key)
         if r:
             lines.append(
-                f"| {key} | {r['claims']} | {_pct(r['false_accept_rate'])} | {_pct(r['false_reject_rate'])} |"
+                f"| {key} | {r['claims']} | {_pct(r['false_accept_rate'])} | "
+                f"{_pct(r['false_reject_rate'])} |"
             )
     lines += ["", "| category | claims | wrong |", "|---|---|---|"]
     for cat, r in result["categories"].items():
@@ -231,7 +232,10 @@ def measure_candidates(app, path: Path, lexical_only: bool = False) -> tuple[str
         results["probabilities"] = probs
         texts.append(
             format_scores(
-                f"LLM judge ({llm.name}, P(yes) >= {shipped:.3f}, RAG_JUDGE_THRESHOLD; fewest errors on dev: {chosen:.3f})",
+                (
+                    f"LLM judge ({llm.name}, P(yes) >= {shipped:.3f}, RAG_JUDGE_THRESHOLD; "
+                    f"fewest errors on dev: {chosen:.3f})"
+                ),
                 results["judge"],
             )
         )

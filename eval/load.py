@@ -90,7 +90,8 @@ def wait_until_up(url: str, proc: subprocess.Popen | None, timeout: float) -> No
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise SystemExit(
-                f"load: the server exited with code {proc.returncode} before it was up (see its log)"
+                f"load: the server exited with code {proc.returncode} before it was up "
+                "(see its log)"
             )
         try:
             with urllib.request.urlopen(url, timeout=5) as resp:
@@ -233,7 +234,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--grace",
         type=float,
         default=180,
-        help="after --seconds, how long answers in flight may take before they are cancelled (default 180)",
+        help=(
+            "after --seconds, how long answers in flight may take before they are cancelled "
+            "(default 180)"
+        ),
     )
     p.add_argument(
         "--model", help="model preset (or .gguf) for the server this script starts (rag ui --model)"
@@ -268,7 +272,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         host = urlparse(args.url).hostname or ""
         if host not in LOCAL_HOSTS:
             p.error(
-                f"--url must point to this machine (127.0.0.1, ::1 or localhost), not {host or args.url!r}"
+                "--url must point to this machine (127.0.0.1, ::1 or localhost), "
+                f"not {host or args.url!r}"
             )
         if args.model or args.data_dir:
             p.error("--model and --data-dir configure a server this script starts; not with --url")
@@ -373,7 +378,10 @@ def run(args: argparse.Namespace) -> dict:
 def summary(r: dict) -> str:
     lat, rss = r["latency_s"], r["rss_mb"]
     lines = [
-        f"users {r['config']['users']}, {r['elapsed_s']} s of load (+ {r['startup_s']} s start-up incl. a {r['warmup_s']} s warm-up)",
+        (
+            f"users {r['config']['users']}, {r['elapsed_s']} s of load "
+            f"(+ {r['startup_s']} s start-up incl. a {r['warmup_s']} s warm-up)"
+        ),
         f"served      {r['served']}  ({r['throughput_per_min']}/min)",
         f"errors      {r['errors']}" + ("  (goal: 0)" if r["errors"] else ""),
         f"unfinished  {r['unfinished']}  (still waiting when the run ended; cancelled)",

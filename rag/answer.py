@@ -20,13 +20,18 @@ from rag.types import Answer, Citation, Hit
 from rag.verify import EntailmentJudge, Verifier
 
 REFUSAL = "The documents I have do not answer this question, so I won't guess."
-REFUSAL_INJECTION = "I only answer questions from the indexed documents, and I don't follow instructions to ignore them."
+REFUSAL_INJECTION = (
+    "I only answer questions from the indexed documents, "
+    "and I don't follow instructions to ignore them."
+)
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 _SENT_END = re.compile(r"(?<=[.!?])(?:\s*\[\d+(?:\s*,\s*\d+)*\])*(?=\s+|$)|\n+")
 _REFUSAL_HINTS = re.compile(
-    r"not in (the )?documents|passages do not|passages don't|does not (mention|contain|say|provide)|"
-    r"do not (mention|contain|provide)|no information|not (mentioned|provided|specified|stated)|cannot answer|can't answer|"
+    r"not in (the )?documents|passages do not|passages don't|"
+    r"does not (mention|contain|say|provide)|"
+    r"do not (mention|contain|provide)|no information|not (mentioned|provided|specified|stated)|"
+    r"cannot answer|can't answer|"
     r"i don't know|i do not know|unable to (answer|find)",
     re.I,
 )
@@ -54,7 +59,8 @@ _ABBREVIATIONS = {
 
 
 def _is_abbreviation(text: str, dot: int) -> bool:
-    """Whether the full stop at `dot` ends an abbreviation ("Dr.", "et al.", "e.g.") or an initial."""
+    """Whether the full stop at `dot` ends an abbreviation ("Dr.", "et al.", "e.g.") or an
+    initial."""
     word = re.search(r"([A-Za-z.]+)$", text[:dot])
     if not word:
         return False
@@ -290,7 +296,8 @@ class Answerer:
             raw += token
             pending += token
             yield Event("token", token)
-            # Settle every complete sentence; keep the unfinished tail (and a marker that may follow).
+            # Settle every complete sentence; keep the unfinished tail (and a marker that may
+            # follow).
             # While it is checked, generation simply waits: the judge has a context of its own.
             cut = settled_end(pending)
             if cut is not None:

@@ -24,7 +24,8 @@ if TYPE_CHECKING:  # importing answer at start-up would pull numpy into `rag --h
 
 # Words that make a question lean on the conversation before it.
 _FOLLOWUP = re.compile(
-    r"\b(it|its|it's|they|them|their|this|that|these|those|he|she|one|ones|former|latter|above)\b|^\s*(and|what about|how about|why|also)\b",
+    r"\b(it|its|it's|they|them|their|this|that|these|those|he|she|one|ones|former|latter|above)\b"
+    r"|^\s*(and|what about|how about|why|also)\b",
     re.I,
 )
 
@@ -197,7 +198,8 @@ class RagApp:
                 return None
             if self.store.read_manifest():
                 raise CorruptIndex(
-                    f"the index at {self.store.location} is empty but its manifest lists indexed files",
+                    f"the index at {self.store.location} is empty "
+                    "but its manifest lists indexed files",
                     "run: rag ingest --rebuild",
                 )
             carried = self._legacy_files()
@@ -212,7 +214,8 @@ class RagApp:
                 return report
             if not Path(self.settings.corpus).is_dir():
                 raise BadInput(
-                    f"the index is empty and the corpus folder {self.settings.corpus} does not exist",
+                    f"the index is empty and the corpus folder {self.settings.corpus} "
+                    "does not exist",
                     "run: rag ingest PATH, or set RAG_CORPUS",
                 )
             return self.ingest([self.settings.corpus], progress=progress)
@@ -346,11 +349,18 @@ class RagApp:
         messages = [
             {
                 "role": "system",
-                "content": "Rewrite the user's follow-up question so it can be understood without the conversation: replace pronouns with what they refer to. Reply with the rewritten question only.",
+                "content": (
+                    "Rewrite the user's follow-up question so it can be understood without the "
+                    "conversation: replace pronouns with what they refer to. "
+                    "Reply with the rewritten question only."
+                ),
             },
             {
                 "role": "user",
-                "content": f"Conversation:\n{convo}\n\nFollow-up question: {question}\n\nRewritten question:",
+                "content": (
+                    f"Conversation:\n{convo}\n\n"
+                    f"Follow-up question: {question}\n\nRewritten question:"
+                ),
             },
         ]
         rewritten = (

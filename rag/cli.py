@@ -56,7 +56,8 @@ def _retrieval(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-expand",
         action="store_true",
-        help="search with the question alone, without the LLM's hypothetical answer (faster, weaker; RAG_EXPAND_QUERY=0)",
+        help="search with the question alone, without the LLM's hypothetical answer "
+        "(faster, weaker; RAG_EXPAND_QUERY=0)",
     )
 
 
@@ -108,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "eval",
-        help="score retrieval and answers on a gold question set (runs in its own process, never through rag serve)",
+        help="score retrieval and answers on a gold question set "
+        "(runs in its own process, never through rag serve)",
     )
     p.add_argument(
         "--gold",
@@ -123,14 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--corpus",
         type=Path,
-        help="the folder the gold file is about: indexed afresh in a collection of its own before the questions run",
+        help="the folder the gold file is about: indexed afresh in a collection of its own "
+        "before the questions run",
     )
     p.add_argument(
         "--claims",
         nargs="?",
         const="",
         metavar="FILE",
-        help="measure the citation checker alone on a labelled claim set (default: eval/claims.jsonl): false-accept and false-reject rates per split",
+        help="measure the citation checker alone on a labelled claim set "
+        "(default: eval/claims.jsonl): false-accept and false-reject rates per split",
     )
     p.add_argument(
         "--out", type=Path, default=Path("eval/out"), help="report folder (default: eval/out)"
@@ -140,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--retrieval-only",
         action="store_true",
-        help="retrieval metrics only, no answers: seconds once the questions' expansions are cached (the first run writes them, about a minute)",
+        help="retrieval metrics only, no answers: seconds once the questions' expansions "
+        "are cached (the first run writes them, about a minute)",
     )
     p.add_argument(
         "--no-expand",
@@ -157,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--compare",
         action="store_true",
-        help="run the three modes, citations unchecked, the 0.5B model and a llama-index baseline side by side",
+        help="run the three modes, citations unchecked, the 0.5B model and a llama-index "
+        "baseline side by side",
     )
     p.add_argument(
         "--check",
@@ -171,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "ui",
-        help="serve the chat page (Gradio), and the JSON API the other commands use (see rag serve)",
+        help="serve the chat page (Gradio), and the JSON API the other commands use "
+        "(see rag serve)",
     )
     p.add_argument(
         "--host",
@@ -186,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="api_port",
         type=int,
         default=0,
-        help="port of the JSON API the rag commands use, on 127.0.0.1 (default 0: a free one, written to RAG_DATA_DIR/server.json)",
+        help="port of the JSON API the rag commands use, on 127.0.0.1 "
+        "(default 0: a free one, written to RAG_DATA_DIR/server.json)",
     )
     _common(p)
 
@@ -194,9 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="own the index and the model and serve the local JSON API that the other commands use",
         description="Owns the index and the model and serves a JSON API (and an OpenAI-compatible "
-        "/v1/chat/completions). While it runs, rag ask, search, chat, ingest and sources go through it "
-        "by themselves (found through RAG_DATA_DIR/server.json, which holds the API token, readable by "
-        "you only); rag eval and rag feedback run in their own process.",
+        "/v1/chat/completions). While it runs, rag ask, search, chat, ingest and sources go "
+        "through it by themselves (found through RAG_DATA_DIR/server.json, which holds the API "
+        "token, readable by you only); rag eval and rag feedback run in their own process.",
     )
     p.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
@@ -585,9 +593,11 @@ def cmd_serve(args, settings) -> int:
             )
             if args.host not in ("127.0.0.1", "localhost", "::1"):
                 sys.stderr.write(
-                    "rag serve: note: beyond this machine the token travels unencrypted (plain HTTP)\n"
+                    "rag serve: note: beyond this machine the token travels unencrypted "
+                    "(plain HTTP)\n"
                 )
-            # Served already: commands that arrive meanwhile wait for the index, not fail on its lock.
+            # Served already: commands that arrive meanwhile wait for the index, not fail on its
+            # lock.
             report = app.ensure_index()
             if report is not None:
                 sys.stderr.write(f"indexed the corpus: {report.summary()}\n")

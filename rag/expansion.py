@@ -19,7 +19,10 @@ from pathlib import Path
 # Deliberately not the answering prompt: told to use only passages, with none given, the model
 # declines or borrows from the prompt's own example (measured on eval/gold.jsonl: hit@5 0.965
 # with the answering prompt, 1.0 with this one).
-EXPANSION_PROMPT = "Answer in one or two short sentences, in plain words, as a reference guide would. Do not hedge."
+EXPANSION_PROMPT = (
+    "Answer in one or two short sentences, in plain words, as a reference guide would. "
+    "Do not hedge."
+)
 MAX_TOKENS = 48
 MAX_CHARS = 400
 
@@ -60,7 +63,8 @@ class ExpansionCache:
         # and the UI may share the folder.
         db = sqlite3.connect(str(self.path), timeout=2)
         db.execute(
-            "CREATE TABLE IF NOT EXISTS expansions (key TEXT PRIMARY KEY, text TEXT NOT NULL, created_at REAL)"
+            "CREATE TABLE IF NOT EXISTS expansions "
+            "(key TEXT PRIMARY KEY, text TEXT NOT NULL, created_at REAL)"
         )
         return db
 

@@ -16,12 +16,22 @@ from pathlib import Path
 
 SCHEMA = [
     # Numbered migrations: append, never edit.
-    """CREATE TABLE conversations (id TEXT PRIMARY KEY, title TEXT, user_id TEXT, created_at REAL, updated_at REAL)""",
-    """CREATE TABLE messages (id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL REFERENCES conversations(id),
-        parent_id TEXT, role TEXT NOT NULL, content TEXT NOT NULL, payload TEXT, created_at REAL)""",
+    (
+        "CREATE TABLE conversations (id TEXT PRIMARY KEY, title TEXT, user_id TEXT, "
+        "created_at REAL, updated_at REAL)"
+    ),
+    (
+        "CREATE TABLE messages (id TEXT PRIMARY KEY, "
+        "conversation_id TEXT NOT NULL REFERENCES conversations(id),\n"
+        "        parent_id TEXT, role TEXT NOT NULL, content TEXT NOT NULL, payload TEXT, "
+        "created_at REAL)"
+    ),
     """CREATE INDEX messages_by_conversation ON messages(conversation_id, created_at)""",
-    """CREATE TABLE feedback (id TEXT PRIMARY KEY, message_id TEXT, user_id TEXT, rating INTEGER, question TEXT,
-        answer TEXT, citations TEXT, quality REAL, comment TEXT, created_at REAL)""",
+    (
+        "CREATE TABLE feedback (id TEXT PRIMARY KEY, message_id TEXT, user_id TEXT, "
+        "rating INTEGER, question TEXT,\n"
+        "        answer TEXT, citations TEXT, quality REAL, comment TEXT, created_at REAL)"
+    ),
 ]
 
 
@@ -56,7 +66,8 @@ class History:
         now = time.time()
         with self._lock, self.db:
             row = self.db.execute(
-                "SELECT id FROM messages WHERE conversation_id=? ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                "SELECT id FROM messages WHERE conversation_id=? "
+                "ORDER BY created_at DESC, rowid DESC LIMIT 1",
                 (conversation_id,),
             ).fetchone()
             self.db.execute(
@@ -72,7 +83,8 @@ class History:
                 ),
             )
             self.db.execute(
-                "UPDATE conversations SET updated_at=?, title=COALESCE(NULLIF(title,''), ?) WHERE id=?",
+                "UPDATE conversations SET updated_at=?, title=COALESCE(NULLIF(title,''), ?) "
+                "WHERE id=?",
                 (now, content[:80] if role == "user" else "", conversation_id),
             )
         return mid
@@ -81,7 +93,8 @@ class History:
         """The chain from the first message to the last, following parent links."""
         with self._lock:
             rows = self.db.execute(
-                "SELECT id, parent_id, role, content, payload, created_at FROM messages WHERE conversation_id=?",
+                "SELECT id, parent_id, role, content, payload, created_at FROM messages "
+                "WHERE conversation_id=?",
                 (conversation_id,),
             ).fetchall()
         by_parent = {r[1]: r for r in rows}
@@ -149,7 +162,8 @@ class History:
     def feedback(self) -> list[dict]:
         with self._lock:
             rows = self.db.execute(
-                "SELECT id, message_id, user_id, rating, question, answer, citations, quality, comment, created_at FROM feedback ORDER BY created_at"
+                "SELECT id, message_id, user_id, rating, question, answer, citations, quality, "
+                "comment, created_at FROM feedback ORDER BY created_at"
             ).fetchall()
         keys = [
             "id",

@@ -57,4 +57,7 @@ def remove_legacy(settings: Settings) -> None:
 
 
 def migration_note(count: int) -> str:
-    return f"the index was written by an older rag (qdrant-client local mode); re-indexed its {count} files into Qdrant Edge"
+    return (
+        "the index was written by an older rag (qdrant-client local mode); "
+        f"re-indexed its {count} files into Qdrant Edge"
+    )

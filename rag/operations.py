@@ -58,7 +58,8 @@ def op_search(app: RagApp, req: dict, emit: Emit) -> dict:
         emit(
             {
                 "event": "note",
-                "text": f"searching with the question alone: {exc.one_line()} (or pass --no-expand)",
+                "text": f"searching with the question alone: {exc.one_line()} "
+                "(or pass --no-expand)",
             }
         )
         expansion = ""

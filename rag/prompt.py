@@ -37,7 +37,7 @@ Answer: The Arctic tern migrates about 70,000 km each year [2]. That is the long
 Question: How fast does the comparison say Arctic terns fly?
 Answer: The comparison gives Arctic terns a top speed of 40 km/h [3].
 Question: What do swifts eat?
-Answer: {NOT_FOUND}"""
+Answer: {NOT_FOUND}"""  # noqa: E501
 
 # Instructions addressed to an assistant, in a question or hidden in a document.
 INJECTION = re.compile(
@@ -47,8 +47,10 @@ INJECTION = re.compile(
     r"|\byou are now\b|\bact as\b[^.?!\n]{0,30}\bwithout\b"
     r"|\b(reply|respond|answer|say)\s+(only\s+)?(with\s+)?[\"“']?[A-Z]{4,}[\"”']?\s*(\.|$)"
     # Text addressed to the model rather than to a reader: "Note for AI assistants reading this".
-    r"|\b(note|message|instructions?|reminder)\s+(for|to)\s+(ai|assistants?|language models?|llms?|chatbots?|bots?)\b"
-    r"|\b(ai|llm|assistant|chatbot|language model)s?\s+(reading|processing|summari[sz]ing|seeing)\s+(this|these)\b"
+    r"|\b(note|message|instructions?|reminder)\s+(for|to)\s+"
+    r"(ai|assistants?|language models?|llms?|chatbots?|bots?)\b"
+    r"|\b(ai|llm|assistant|chatbot|language model)s?\s+"
+    r"(reading|processing|summari[sz]ing|seeing)\s+(this|these)\b"
     r"|\bthe only (correct|right|valid) (answer|reply|response)\b",
     re.I,
 )

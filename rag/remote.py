@@ -252,7 +252,8 @@ class Remote:
 
     def _gone(self, why) -> RagError:
         return RagError(
-            f"the rag server at {self.server.url} (pid {self.server.pid}) stopped answering ({why})",
+            f"the rag server at {self.server.url} (pid {self.server.pid}) "
+            f"stopped answering ({why})",
             "run the command again: without a server it opens the index itself",
         )
 

@@ -316,7 +316,8 @@ class ApiServer:
             found = live_server(self.app.settings.data_dir)
             if found is not None:
                 raise StoreLocked(
-                    f"a rag server (pid {found[0].pid}) already serves {self.app.settings.data_dir} at {found[0].url}",
+                    f"a rag server (pid {found[0].pid}) already serves "
+                    f"{self.app.settings.data_dir} at {found[0].url}",
                     "rag commands use it by themselves; stop it first to start another",
                 )
             _ = (

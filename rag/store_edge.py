@@ -46,7 +46,8 @@ def _is_lock_error(exc: Exception) -> bool:
 def locked_error(path: Path) -> StoreLocked:
     return StoreLocked(
         f"the index at {path} is in use by another rag process (rag ui, serve, chat or ingest)",
-        "start `rag serve` (or `rag ui`) and every rag command will go through it, or stop the other process",
+        "start `rag serve` (or `rag ui`) and every rag command will go through it, "
+        "or stop the other process",
     )
 
 

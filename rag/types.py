@@ -151,7 +151,8 @@ class IngestReport:
 
     def summary(self) -> str:
         return (
-            f"{self.files} files, {self.passages} passages ({self.added} new, {self.removed} removed), "
+            f"{self.files} files, {self.passages} passages "
+            f"({self.added} new, {self.removed} removed), "
             f"{len(self.skipped)} skipped, {self.duplicates} duplicates, {self.seconds:.1f} s"
         )
 

@@ -1,4 +1,5 @@
-"""Does this passage state this sentence? (Whether the sentence answers the question is not judged yet.)
+"""Does this passage state this sentence? (Whether the sentence answers the question is not
+judged yet.)
 
 Two judges, measured on the labelled claim set (`rag eval --claims`, eval/claims.md):
 
@@ -23,12 +24,14 @@ import numpy as np
 from rag.types import Hit
 
 _STOP = set(
-    "a an the and or but if of to in on at by for with from as is are was were be been being it its this that these "
-    "those they them their there which who whom whose what when where why how than then so such also can could may might "
-    "will would should do does did not no nor only own same too very just about into over under again further once both "
-    "each few more most other some any all between through during before after above below up down out off has have had "
-    "having i you he she we our your his her my me us one two use used uses using like based often well many much include "
-    "includes including according passage passages document documents guide guides".split()
+    "a an the and or but if of to in on at by for with from as is are was were be been being it "
+    "its this that these those they them their there which who whom whose what when where why how "
+    "than then so such also can could may might will would should do does did not no nor only own "
+    "same too very just about into over under again further once both each few more most other "
+    "some any all between through during before after above below up down out off has have had "
+    "having i you he she we our your his her my me us one two use used uses using like based often "
+    "well many much include includes including according passage passages document documents guide "
+    "guides".split()
 )
 
 
@@ -227,13 +230,14 @@ def _mentions(lower_text: str, key: str) -> bool:
 
 
 JUDGE_SYSTEM = (
-    "You are a careful fact checker. Answer yes only when the passage states the claim; answer no when "
-    "the passage contradicts it or does not say it.\n\n"
+    "You are a careful fact checker. Answer yes only when the passage states the claim; "
+    "answer no when the passage contradicts it or does not say it.\n\n"
     "Example 1:\nPassage: Swifts fly at up to 110 km/h, faster than Arctic terns.\n"
     "Claim: Arctic terns fly faster than swifts.\nAnswer: no\n\n"
     "Example 2:\nPassage: The tern migrates about 70,000 km a year.\n"
     "Claim: Each year the tern travels roughly seventy thousand kilometres.\nAnswer: yes\n\n"
-    "Example 3:\nPassage: Swifts can sleep while flying.\nClaim: Swifts cannot sleep in flight.\nAnswer: no\n\n"
+    "Example 3:\nPassage: Swifts can sleep while flying.\n"
+    "Claim: Swifts cannot sleep in flight.\nAnswer: no\n\n"
 )
 
 

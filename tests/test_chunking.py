@@ -107,7 +107,10 @@ FEATURES = [
     "Interpretability",
 ]
 MODEL_HEADER = "Table columns: Model | Key features | Applications"
-FEATURE_HEADER = "Table columns: Feature | GANs | VAEs | Autoregressive models | Diffusion models | Flow-based models"
+FEATURE_HEADER = (
+    "Table columns: Feature | GANs | VAEs | Autoregressive models | Diffusion models | "
+    "Flow-based models"
+)
 
 
 def test_one_table_row_passage_per_model_type_and_per_feature(chunks):

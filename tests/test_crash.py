@@ -205,7 +205,8 @@ def test_crash_corpus_makes_real_embedding_work(clean):
 
     report = json.loads(clean["stdout"])
     print(
-        f"clean ingest: {clean['total']:.1f} s (store opened, batches written at {clean['anchors']}): {report}"
+        f"clean ingest: {clean['total']:.1f} s "
+        f"(store opened, batches written at {clean['anchors']}): {report}"
     )
     assert report["files"] == 39 and report["skipped"] == []
     assert report["added"] > 150  # distinct passages embedded

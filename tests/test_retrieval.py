@@ -161,8 +161,12 @@ def test_relevance_is_judged_on_the_question_alone(app):
 
 
 PARAPHRASED_FAQ = {  # eval/gold.jsonl q43, q46, q49: missed in the top 5 by the question alone
-    "Why bother deduplicating the training set?": "Removing repeated data to reduce bias and improve model generalization.",
-    "Is it possible to keep trained checkpoints inside a DB?": "Yes, using BLOB fields or linking to external model repositories.",
+    "Why bother deduplicating the training set?": (
+        "Removing repeated data to reduce bias and improve model generalization."
+    ),
+    "Is it possible to keep trained checkpoints inside a DB?": (
+        "Yes, using BLOB fields or linking to external model repositories."
+    ),
     WATCH: WATCH_EVIDENCE,
 }
 

@@ -23,7 +23,8 @@ TEXTS = {
         "prose",
     ),
     "vae": (
-        "Variational autoencoders encode inputs into a latent distribution and decode samples from it.",
+        "Variational autoencoders encode inputs into a latent distribution "
+        "and decode samples from it.",
         "a.txt",
         "prose",
     ),

@@ -153,7 +153,10 @@ def test_markdown_and_latex_in_passages_stay_text():
 
 
 def test_answer_renders_markers_sources_and_highlighted_support():
-    passage = "GANs are influential. Introduced by Ian Goodfellow in 2014, GANs use two networks. Training is adversarial."
+    passage = (
+        "GANs are influential. Introduced by Ian Goodfellow in 2014, GANs use two networks. "
+        "Training is adversarial."
+    )
     hit = _hit(passage)
     data = _answer(
         "Ian Goodfellow introduced GANs in 2014 [1].",
@@ -166,8 +169,8 @@ def test_answer_renders_markers_sources_and_highlighted_support():
     assert "rag-refusal" not in page and 'class="rag-sources"' in page
     assert "Guide &lt;b&gt;title&lt;/b&gt;" in page and "corpus/guide.txt" in page
     assert (
-        '<mark class="rag-support">Introduced by Ian Goodfellow in 2014, GANs use two networks.</mark>'
-        in page
+        '<mark class="rag-support">'
+        "Introduced by Ian Goodfellow in 2014, GANs use two networks.</mark>" in page
     )
     assert "<mark" not in page.split("</mark>", 1)[1]  # only the supporting sentence
 

@@ -171,7 +171,8 @@ class ChatHandlers:
         found = self.app.history.conversations(limit=100, user_id=_owner_filter(request))
         choices = [
             (
-                f"{(c['title'] or 'untitled')[:60]}  ·  {time.strftime('%d %b %H:%M', time.localtime(c['updated_at']))}",
+                f"{(c['title'] or 'untitled')[:60]}  ·  "
+                f"{time.strftime('%d %b %H:%M', time.localtime(c['updated_at']))}",
                 c["id"],
             )
             for c in found

@@ -27,7 +27,10 @@ class DocumentHandlers:
             sources = self.app.sources()
         files = uploads.corpus_files(self.corpus)
         total = sum(sources.values())
-        summary = f"**{len(sources)}** documents indexed, **{total}** passages. Corpus folder: {render.esc(str(self.corpus))}"
+        summary = (
+            f"**{len(sources)}** documents indexed, **{total}** passages. "
+            f"Corpus folder: {render.esc(str(self.corpus))}"
+        )
         return (
             render.documents_rows(sources),
             gr.update(choices=[(n.rsplit("/", 1)[-1], n) for n in sorted(sources)]),

@@ -16,7 +16,8 @@ _ENTITIES.update({c: f"&#{ord(c)};" for c in "\\`*_[]{}()#+-!|~$:"})
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 _SENT_END = re.compile(r"[.!?]+(?=\s|$)|\n")
-# A full stop after these does not end a sentence ("invented by Dr. Vireo", "Vaswani et al. showed").
+# A full stop after these does not end a sentence ("invented by Dr. Vireo",
+# "Vaswani et al. showed").
 _ABBREV = {
     "dr",
     "mr",
@@ -35,8 +36,9 @@ _ABBREV = {
 }
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = set(
-    "a an the and or but of to in on at by for with from as is are was were be been it its this that these those "
-    "they them their which who what when where how than then so such also can may will would do does did not no "
+    "a an the and or but of to in on at by for with from as is are was were be been it its this "
+    "that these those they them their which who what when where how than then so such also can "
+    "may will would do does did not no "
     "has have had i you he she we one".split()
 )
 
@@ -128,13 +130,16 @@ def sources_html(citations: list[dict]) -> str:
     if not citations:
         return ""
     items = "".join(
-        f'<div class="rag-source"><div class="rag-source-head"><span class="rag-n">&#91;{c["n"]}&#93;</span> {_where(c)}</div>'
-        f'<div class="rag-passage">{highlight(c.get("text", ""), c.get("supports", []))}</div></div>'
+        '<div class="rag-source"><div class="rag-source-head">'
+        f'<span class="rag-n">&#91;{c["n"]}&#93;</span> {_where(c)}</div>'
+        '<div class="rag-passage">'
+        f"{highlight(c.get('text', ''), c.get('supports', []))}</div></div>"
         for c in citations
     )
     n = len(citations)
     return (
-        f'<details class="rag-sources" open><summary>Sources ({n} passage{"s" if n != 1 else ""})</summary>'
+        '<details class="rag-sources" open>'
+        f"<summary>Sources ({n} passage{'s' if n != 1 else ''})</summary>"
         f"{items}</details>"
     )
 
@@ -144,7 +149,8 @@ def render_answer(answer: dict) -> str:
     if answer.get("abstained"):
         declined = "instruction" in str(answer.get("checks", {}).get("refused", ""))
         return (
-            f'<div class="rag-refusal"><div class="rag-refusal-title">{DECLINED_TITLE if declined else NOT_FOUND_TITLE}</div>'
+            '<div class="rag-refusal"><div class="rag-refusal-title">'
+            f"{DECLINED_TITLE if declined else NOT_FOUND_TITLE}</div>"
             f'<div class="rag-refusal-text">{esc(answer.get("answer", ""))}</div></div>'
         )
     head = ""
@@ -158,7 +164,10 @@ def render_answer(answer: dict) -> str:
 def render_partial(sentences: list[str]) -> str:
     """An answer still being written: the verified sentences so far and a writing indicator."""
     text = " ".join(sentences)
-    return f'<div class="rag-answer">{answer_text_html(text)} <span class="rag-typing">writing…</span></div>'
+    return (
+        f'<div class="rag-answer">{answer_text_html(text)} '
+        '<span class="rag-typing">writing…</span></div>'
+    )
 
 
 def render_waiting(note: str) -> str:
@@ -180,16 +189,19 @@ def passages_html(passages: list[dict], expansion: str = "") -> str:
         return '<div class="rag-muted">No passages retrieved yet.</div>'
     guess = (
         (
-            f'<div class="rag-muted rag-expansion">Searched with the question and the model\'s own guess '
+            '<div class="rag-muted rag-expansion">'
+            "Searched with the question and the model's own guess "
             f"(used to search only, never as a source): {esc(expansion)}</div>"
         )
         if expansion
         else ""
     )
     rows = "".join(
-        f'<div class="rag-hit"><div class="rag-hit-head"><span class="rag-n">#{p.get("rank", i + 1)}</span> '
+        '<div class="rag-hit"><div class="rag-hit-head">'
+        f'<span class="rag-n">#{p.get("rank", i + 1)}</span> '
         f'<span class="rag-score">score {float(p.get("score", 0)):.4f}</span> '
-        f'<span class="rag-score">relevance {float(p.get("relevance", 0)):.2f}</span> {_where(p)}</div>'
+        f'<span class="rag-score">relevance {float(p.get("relevance", 0)):.2f}</span> '
+        f"{_where(p)}</div>"
         f'<div class="rag-passage">{esc(p.get("text", ""))}</div></div>'
         for i, p in enumerate(passages)
     )

@@ -87,7 +87,8 @@ def build_ui(app: RagApp) -> gr.Blocks:
         gr.Markdown(
             "# rag: ask your documents\n"
             "Answers come only from the indexed guides. Every sentence carries a citation [n] "
-            "that was checked against its passage; when the guides do not hold the answer, it says so.",
+            "that was checked against its passage; when the guides do not hold the answer, "
+            "it says so.",
             elem_id="rag-header",
         )
         with gr.Tabs():
@@ -145,14 +146,20 @@ def build_ui(app: RagApp) -> gr.Blocks:
                             value=s.llm,
                             label="Model",
                             interactive=False,
-                            info="Chosen at start-up: set RAG_LLM (a preset or a .gguf file) and restart.",
+                            info=(
+                                "Chosen at start-up: set RAG_LLM (a preset or a .gguf file) "
+                                "and restart."
+                            ),
                         )
             with gr.Tab("Documents", id="documents"):
                 summary = gr.Markdown()
                 with gr.Row():
                     with gr.Column():
                         files = gr.File(
-                            label=f"Add documents ({', '.join(ALLOWED)}; up to {s.max_upload_mb} MB each)",
+                            label=(
+                                f"Add documents ({', '.join(ALLOWED)}; "
+                                f"up to {s.max_upload_mb} MB each)"
+                            ),
                             file_count="multiple",
                             file_types=list(ALLOWED),
                             elem_id="rag-upload",
@@ -272,7 +279,8 @@ def start(
         _close_together(demo, served)
         if not quiet:
             sys.stderr.write(
-                f"rag ui: the rag commands reach this index through {served.url} (token in {served.file})\n"
+                f"rag ui: the rag commands reach this index through {served.url} "
+                f"(token in {served.file})\n"
             )
     return demo
 

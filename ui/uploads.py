@@ -20,7 +20,8 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 def safe_name(name: str) -> str:
     """The file name an upload is stored under: its last path component, safe characters only
     (others become `_`), no leading dots (no hidden files), an allowed extension.
-    `../../x.txt` → `x.txt`, `a b?.html` → `a_b.html`; raises BadInput when nothing usable is left."""
+    `../../x.txt` → `x.txt`, `a b?.html` → `a_b.html`; raises BadInput when nothing usable is
+    left."""
     raw = str(name or "")
     # Compatibility forms folded (full-width slashes become slashes), accents dropped.
     ascii_name = unicodedata.normalize("NFKD", raw).encode("ascii", "ignore").decode()
