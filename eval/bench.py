@@ -1,6 +1,6 @@
-"""`python -m eval.bench`: how fast `rag` is on this machine, and where the time goes.
+"""`python -m rag.eval.bench`: how fast `rag` is on this machine, and where the time goes.
 
-    python -m eval.bench [--quick] [--json FILE] [--model PRESET] [--sizes 1000,10000,50000]
+    python -m rag.eval.bench [--quick] [--json FILE] [--model PRESET] [--sizes 1000,10000,50000]
 
 Every figure is measured in this run, next to its own baseline: the LLM bare (prefill and
 decode rates) before the questions, so time-to-first-token is reported against the floor
@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from eval.bench_stages import dist
+from rag.eval.bench_stages import dist
 
 ROOT = Path(__file__).resolve().parent.parent
 PYDOC = Path("/usr/share/doc/python3.11/html")
@@ -40,12 +40,7 @@ ASK_QUESTION = "Who introduced GANs, and when?"
 # -- running things ---------------------------------------------------------------------------
 def child_env(**extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    env.update(
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        TOKENIZERS_PARALLELISM="false",
-        PYTHONUNBUFFERED="1",
-    )
+    env.update(PYTHONUNBUFFERED="1")
     env.update(extra)
     return env
 
@@ -114,7 +109,7 @@ class Bench:
         opath = self.work / f"{label}.result.json"
         ppath.write_text(json.dumps(params))
         r = run(
-            [sys.executable, "-m", "eval.bench_stages", name, str(ppath), str(opath)],
+            [sys.executable, "-m", "rag.eval.bench_stages", name, str(ppath), str(opath)],
             child_env(**(_env or {})),
             self.logs / label,
         )
@@ -134,8 +129,8 @@ class Bench:
         verified in the user's data dir is hard-linked (no copy, no rehash); otherwise it is
         assembled from its packages into the bench folder, as `rag` would do on first use."""
         from rag.errors import MissingModel
-        from rag.llm import PRESETS, _stamp, _write_sidecar, resolve_model, sidecar_path, verify
         from rag.settings import load_settings
+        from rag.weights import PRESETS, record_verified, resolve_model, sidecar_path, verify
 
         model = self.args.model
         models = self.work / "models"
@@ -157,8 +152,7 @@ class Bench:
                 )
                 os.link(src, models / preset.filename)
                 # Same inode as a file rag has verified: record the check instead of rehashing 1 GB.
-                dest = models / preset.filename
-                _write_sidecar(sidecar_path(models, dest.name), _stamp(dest, preset.sha256))
+                record_verified(models / preset.filename, preset.sha256)
             except (OSError, MissingModel):
                 continue
         resolve_model(model, models)  # assembles or verifies what is there
@@ -776,7 +770,9 @@ def table(R: dict, S: dict) -> str:
 
 
 def parse(argv):
-    p = argparse.ArgumentParser(prog="python -m eval.bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m rag.eval.bench", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument(
         "--quick", action="store_true", help="small run (1k points, 5 questions): a few minutes"
     )

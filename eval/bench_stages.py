@@ -1,5 +1,5 @@
-"""The measuring half of `python -m eval.bench`: each stage runs in a fresh process
-(`python -m eval.bench_stages STAGE PARAMS.json OUT.json`) so its peak RSS is its own, and
+"""The measuring half of `python -m rag.eval.bench`: each stage runs in a fresh process
+(`python -m rag.eval.bench_stages STAGE PARAMS.json OUT.json`) so its peak RSS is its own, and
 writes one JSON object. Nothing here writes outside the bench's temporary folder.
 
 Stages
@@ -27,8 +27,9 @@ import sys
 import time
 from pathlib import Path
 
+from rag.eval.metrics import percentile
+
 DIM = 384  # all-MiniLM-L6-v2
-INGEST_BATCH = 512  # rag.ingest.BATCH_PASSAGES, mirrored for the bare embedding run
 
 
 # -- small helpers -------------------------------------------------------------------------
@@ -46,23 +47,11 @@ def proc_status_mb(field: str) -> float:
     return 0.0
 
 
-def pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    v = sorted(values)
-    if len(v) == 1:
-        return v[0]
-    pos = (len(v) - 1) * q / 100
-    lo = int(pos)
-    hi = min(lo + 1, len(v) - 1)
-    return v[lo] + (v[hi] - v[lo]) * (pos - lo)
-
-
 def dist(values: list[float], digits: int = 2) -> dict:
     return {
         "n": len(values),
-        "p50": _r(pct(values, 50), digits),
-        "p95": _r(pct(values, 95), digits),
+        "p50": _r(percentile(values, 50), digits),
+        "p95": _r(percentile(values, 95), digits),
         "mean": _r(statistics.fmean(values), digits) if values else None,
         "max": _r(max(values), digits) if values else None,
     }
@@ -116,43 +105,24 @@ def chunk_files(root: Path, settings):
 
 
 def ingest_groups(root: Path, settings) -> list[list[tuple[str, str]]]:
-    """The unique passages of a folder as ingest embeds them: files accumulated until the
-    batch holds >= 512 passages, each passage embedded once (dedup key) in the first batch
-    that holds it. Each group is a list of (dedup key, search_text)."""
+    """The unique passages of a folder as ingest embeds them: in rag.ingest's batches, each
+    passage embedded once (dedup key) in the first batch that holds it. Each group is a list
+    of (dedup key, search_text)."""
+    from rag.ingest import batches
     from rag.normalise import dedup_key
 
     seen: set[str] = set()
-    groups, group, count = [], [], 0
-    for _found, passages in chunk_files(root, settings):
-        for p in passages:
-            k = dedup_key(p.text)
-            if k not in seen:
-                seen.add(k)
-                group.append((k, p.search_text))
-        count += len(passages)
-        if count >= INGEST_BATCH:
-            groups.append(group)
-            group, count = [], 0
-    if group:
+    groups = []
+    for batch in batches(chunk_files(root, settings), lambda item: len(item[1])):
+        group = []
+        for _found, passages in batch:
+            for p in passages:
+                k = dedup_key(p.text)
+                if k not in seen:
+                    seen.add(k)
+                    group.append((k, p.search_text))
         groups.append(group)
     return groups
-
-
-def payload_of(p, source: str) -> dict:
-    """The payload ingest stores (mirrors rag.ingest._payload), for realistic point size."""
-    from rag.normalise import dedup_key
-
-    return {
-        "text": p.text,
-        "context": p.context,
-        "title": p.title,
-        "section": p.section,
-        "kind": p.kind,
-        "source": source,
-        "sources": [source],
-        "spans": {source: [p.start, p.end]},
-        "content_hash": dedup_key(p.text),
-    }
 
 
 def pool_points(pool_path: Path, vectors_path: Path, n: int, seed: int = 7):
@@ -189,7 +159,7 @@ def pool_points(pool_path: Path, vectors_path: Path, n: int, seed: int = 7):
 
 
 def gold_questions(n: int | None = None) -> list[str]:
-    from eval.gold import DEFAULT_GOLD, load_gold
+    from rag.eval.gold import DEFAULT_GOLD, load_gold
 
     qs = [q.question for q in load_gold(DEFAULT_GOLD)]
     return qs[:n] if n else qs
@@ -201,6 +171,7 @@ def stage_prep(p: dict) -> dict:
     bench folder, and chunk the docs into the point pool used for the retrieval sizes."""
     from rag.chunking import chunk_document
     from rag.embedding import SparseEncoder
+    from rag.ingest import payload_for
     from rag.loaders import FoundFile, SkipFile, find_files, load
     from rag.normalise import dedup_key
     from rag.settings import PROJECT_ROOT
@@ -262,7 +233,7 @@ def stage_prep(p: dict) -> dict:
                 fresh.append((k, x))
         vecs = sparse.encode([x.search_text for _, x in fresh])
         for (k, x), sv in zip(fresh, vecs):
-            pool.append((point_id(k), k, sv, payload_of(x, f.source)))
+            pool.append((point_id(k), k, sv, payload_for(x, f.source)))
     pool = pool[: p["pool_size"]]
     with open(root / "pool.pkl", "wb") as fh:
         pickle.dump(pool, fh, protocol=pickle.HIGHEST_PROTOCOL)
@@ -306,7 +277,7 @@ def embed_info(enc, groups, settings) -> dict:
         "max_seq_length": int(enc.model.max_seq_length),
         "wordpiece_tokens": {
             "mean": round(statistics.fmean(lens), 1),
-            "p95": pct(lens, 95),
+            "p95": percentile(lens, 95),
             "over_max_seq": round(
                 sum(x > enc.model.max_seq_length for x in lens) / max(1, len(lens)), 3
             ),
@@ -441,8 +412,7 @@ def stage_ingest(p: dict) -> dict:
     )
 
     gsettings = settings_for(Path(p["guides_data"]), corpus=Path(p["guides_dir"]))
-    gapp = RagApp(gsettings, dense_encoder=dense)
-    gapp._sparse = sparse
+    gapp = RagApp(gsettings, dense_encoder=dense, sparse_encoder=sparse)
     res["guides"] = _ingest_once(gapp, Path(p["guides_dir"]), None)
     res["guides_unchanged_warm"] = _ingest_once(gapp, Path(p["guides_dir"]), None)
     gapp.close()
@@ -480,7 +450,7 @@ def stage_answers(p: dict) -> dict:
     t = time.perf_counter()
     llm = app.llm()
     llm_load_s = time.perf_counter() - t
-    L = llm._llm
+    L = llm.runtime
     res: dict = {
         "llm_load_s": round(llm_load_s, 2),
         "model": llm.name,
@@ -528,7 +498,7 @@ def stage_answers(p: dict) -> dict:
         prompt = L.tokenize(
             llm.format_prompt(messages).encode("utf-8"), add_bos=False, special=True
         )
-        cached = list(L._input_ids[: L.n_tokens])
+        cached = list(L.input_ids[: L.n_tokens])
         common = 0
         for a, b in zip(cached, prompt):
             if a != b:
@@ -612,7 +582,7 @@ def _llm_threads_probe(L, toks, default_threads: int) -> dict:
     runs: dict[str, list] = {k: [] for k in configs}
     for _ in range(2):
         for name, (nt, nb) in configs.items():
-            llama_cpp.llama_set_n_threads(L._ctx.ctx, nt, nb)
+            llama_cpp.llama_set_n_threads(L.ctx, nt, nb)
             L.reset()
             window = toks[len(runs[name]) * 331 : len(runs[name]) * 331 + 300]
             t = time.perf_counter()
@@ -622,7 +592,7 @@ def _llm_threads_probe(L, toks, default_threads: int) -> dict:
             for _ in range(32):
                 L.eval([L.sample(temp=0.0)])
             runs[name].append((pf, 32 / (time.perf_counter() - t)))
-    llama_cpp.llama_set_n_threads(L._ctx.ctx, default_threads, default_threads)
+    llama_cpp.llama_set_n_threads(L.ctx, default_threads, default_threads)
     return {
         k: {
             "prefill_tok_s": [round(a, 1) for a, _ in v],
@@ -752,7 +722,7 @@ def stage_store(p: dict) -> dict:
     import gc
 
     from rag.embedding import DenseEncoder, SparseEncoder
-    from rag.ingest import index_config
+    from rag.ingest import batches, index_config
     from rag.retrieve import MODES, Retriever
 
     backend, n = p["backend"], p["size"]
@@ -781,8 +751,8 @@ def stage_store(p: dict) -> dict:
         conn.execute("PRAGMA synchronous=NORMAL")
         res["build_note"] = "built with sqlite WAL + synchronous=NORMAL (bench shortcut)"
     t = time.perf_counter()
-    for i in range(0, len(points), INGEST_BATCH):
-        store.upsert((pid, v, sv, pl) for pid, v, sv, pl, *_ in points[i : i + INGEST_BATCH])
+    for batch in batches(points, lambda _point: 1):
+        store.upsert((pid, v, sv, pl) for pid, v, sv, pl, *_ in batch)
     res["upsert_s"] = round(time.perf_counter() - t, 2)
     t = time.perf_counter()
     store.optimize()
@@ -841,9 +811,6 @@ STAGES = {
 
 def main(argv: list[str]) -> int:
     stage, params_path, out_path = argv
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     params = json.loads(Path(params_path).read_text())
     t = time.perf_counter()
     result = STAGES[stage](params)

@@ -1,6 +1,6 @@
 """Check a gold question set against its corpus.
 
-Usage: python -m eval.check_gold GOLD.jsonl CORPUS_DIR
+Usage: python -m rag.eval.check_gold GOLD.jsonl CORPUS_DIR
 
 Checks every line parses as JSON with the required fields, ids are unique,
 unanswerable/injection items carry no evidence, no `answer_any` string already occurs in its

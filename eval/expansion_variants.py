@@ -1,7 +1,7 @@
 """How a query expansion should join the search: every weighting of the guess in the dense
 vector and in the BM25 query, scored on the gold set's answerable questions in hybrid mode.
 
-    python -m eval.expansion_variants [--gold eval/gold.jsonl]
+    python -m rag.eval.expansion_variants [--gold eval/gold.jsonl]
 
 Uses the index and the expansion cache in RAG_DATA_DIR (the first run has the model write the
 guesses, about a minute). What ships is rag.retrieve: dense weight 1, extra words
@@ -14,8 +14,8 @@ import argparse
 
 import numpy as np
 
-from eval.gold import DEFAULT_GOLD, holds_evidence, load_gold
-from eval.runner import RETRIEVAL_DEPTH
+from rag.eval.gold import DEFAULT_GOLD, holds_evidence, load_gold
+from rag.eval.runner import RETRIEVAL_DEPTH
 from rag.retrieve import dense_query, keyword_query
 
 DENSE_WEIGHTS = (0.0, 0.5, 1.0)

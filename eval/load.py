@@ -33,6 +33,8 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
+from rag.eval.metrics import percentile
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_GOLD = ROOT / "eval" / "gold.jsonl"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -210,15 +212,6 @@ def mb(n: int | None) -> float | None:
     return round(n / 2**20, 1) if n else None
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
 # --- main ------------------------------------------------------------------------------------
 
 
@@ -354,8 +347,8 @@ def run(args: argparse.Namespace) -> dict:
         "warmup_s": round(warmup_s, 1),
         "throughput_per_min": round(len(lat) / elapsed * 60, 2) if elapsed else 0.0,
         "latency_s": {
-            "p50": round(percentile(lat, 0.50), 2),
-            "p95": round(percentile(lat, 0.95), 2),
+            "p50": round(percentile(lat, 50) or 0.0, 2),
+            "p95": round(percentile(lat, 95) or 0.0, 2),
             "max": round(max(lat), 2) if lat else 0.0,
             "mean": round(sum(lat) / len(lat), 2) if lat else 0.0,
         },

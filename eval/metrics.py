@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import statistics
 
-from eval.gold import GoldQuestion, answer_correct, holds_evidence
+from rag.eval.gold import GoldQuestion, answer_correct, holds_evidence
 
 
 def retrieval_metrics(q: GoldQuestion, passages: list[dict], k: int = 5) -> dict:
@@ -47,12 +47,16 @@ def answer_metrics(q: GoldQuestion, result: dict) -> dict:
     return m
 
 
-def percentile(values: list[float], p: float) -> float:
+def percentile(values: list[float], p: float) -> float | None:
+    """The p-th percentile (0-100) by linear interpolation between the nearest ranks, the
+    definition every figure of the eval and the benches uses; None for no values."""
     if not values:
-        return 0.0
+        return None
     ordered = sorted(values)
-    idx = min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))
-    return ordered[idx]
+    pos = (len(ordered) - 1) * p / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 def _mean(values) -> float | None:
@@ -89,6 +93,6 @@ def summarise(rows: list[dict]) -> dict:
             r["timings_ms"][stage] for r in rows if r.get("timings_ms", {}).get(stage) is not None
         ]
         if values:
-            s[f"{stage}_ms_p50"] = percentile(values, 50)
-            s[f"{stage}_ms_p95"] = percentile(values, 95)
+            s[f"{stage}_ms_p50"] = round(percentile(values, 50))
+            s[f"{stage}_ms_p95"] = round(percentile(values, 95))
     return s

@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from eval.gold import GoldQuestion, load_gold
-from eval.metrics import answer_metrics, retrieval_metrics, summarise
+from rag.eval.gold import GoldQuestion, load_gold
+from rag.eval.metrics import answer_metrics, retrieval_metrics, summarise
 
 RETRIEVAL_DEPTH = 10
 
@@ -95,7 +95,7 @@ def run_compare(
         if retrieval_only and (overrides or overrides is None):
             continue
         if overrides is None:
-            from eval.baseline import LlamaIndexBaseline
+            from rag.eval.baseline import LlamaIndexBaseline
 
             baseline = LlamaIndexBaseline(app)
             rows = run_questions(app, gold, ask=baseline.ask, desc=label)
@@ -114,7 +114,7 @@ def run_compare(
     (out_dir / "report.json").write_text(
         json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8"
     )
-    from eval.report import write_markdown
+    from rag.eval.report import write_markdown
 
     write_markdown(
         out_dir / "report.md", summaries, first_rows, title="Evaluation: configurations compared"
@@ -130,7 +130,7 @@ def _slug(label: str) -> str:
 
 def naive_rows(app, gold: list[GoldQuestion]) -> list[dict]:
     """The naive baseline (eval/naive.py) over the app's corpus, scored like rag's search."""
-    from eval.naive import NaiveRetriever
+    from rag.eval.naive import NaiveRetriever
 
     naive = NaiveRetriever(app.settings.corpus, app.dense(), app.sparse())
     rows = []
@@ -169,7 +169,7 @@ def run_retrieval_table(app, gold_path: Path, out_dir: Path, limit: int | None =
     (out_dir / "report.json").write_text(
         json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8"
     )
-    from eval.report import write_markdown
+    from rag.eval.report import write_markdown
 
     write_markdown(
         out_dir / "report.md",
@@ -205,7 +205,7 @@ def run_eval(
     (out_dir / "report.json").write_text(
         json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8"
     )
-    from eval.report import write_markdown
+    from rag.eval.report import write_markdown
 
     write_markdown(out_dir / "report.md", [summary], rows)
     return report

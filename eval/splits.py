@@ -1,6 +1,6 @@
 """Every corpus's dev and test split through `rag eval --gold FILE --corpus DIR`, one table.
 
-    python -m eval.splits [--retrieval-only] [--corpus NAME] [--split dev|test] [--out DIR]
+    python -m rag.eval.splits [--retrieval-only] [--corpus NAME] [--split dev|test] [--out DIR]
 
 Each set runs in its own `rag eval` process over a freshly built index of its corpus, so the
 figures come from exactly the command a user runs. The sets are listed in
@@ -81,7 +81,9 @@ def table(rows: list[tuple[dict, list[dict]]], retrieval_only: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m eval.splits", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m rag.eval.splits", description=__doc__.splitlines()[0]
+    )
     p.add_argument("--retrieval-only", action="store_true")
     p.add_argument("--no-expand", action="store_true")
     p.add_argument("--corpus", action="append", help="only this corpus (repeatable)")

@@ -30,18 +30,33 @@ _FOLLOWUP = re.compile(
 )
 
 
+def model_presets() -> list[str]:
+    """The names of the model presets a user can pick (nothing is loaded)."""
+    from rag.weights import PRESETS
+
+    return list(PRESETS)
+
+
 class RagApp:
     def __init__(
-        self, settings: Settings, dense_encoder=None, llm=None, judge_llm=None, notify=None
+        self,
+        settings: Settings,
+        dense_encoder=None,
+        llm=None,
+        judge_llm=None,
+        notify=None,
+        sparse_encoder=None,
     ):
-        """`dense_encoder`, `llm` and `judge_llm` let a caller share already-loaded models
-        between apps (the test suite does; so could a server hosting several indexes).
-        `notify(line)` hears what the app did on its own (indexing on first use, a
-        migration) so that the CLI or the UI can say it."""
+        """`dense_encoder`, `sparse_encoder`, `llm` and `judge_llm` let a caller share
+        already-loaded models between apps (the test suite and the bench do; so could a
+        server hosting several indexes). `notify(line)` hears what the app did on its own
+        (indexing on first use, a migration) so that the CLI or the UI can say it."""
         self.settings = settings
         self.notify = notify or (lambda line: None)
         if dense_encoder is not None:
             self._dense = dense_encoder
+        if sparse_encoder is not None:
+            self._sparse = sparse_encoder
         if llm is not None:
             self._llm = llm
         if judge_llm is not None:
@@ -68,10 +83,16 @@ class RagApp:
     # -- pieces, built once -------------------------------------------------------------
     @cached_property
     def store(self):
-        from rag.store import open_store
-
+        """Qdrant Edge in this process, or a Qdrant server when RAG_QDRANT_URL is set: the
+        one place that chooses, so nothing below the app knows both backends."""
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        return open_store(self.settings)
+        if self.settings.qdrant_url:
+            from rag.store_server import ServerStore
+
+            return ServerStore.connect(self.settings)
+        from rag.store_edge import EdgeStore
+
+        return EdgeStore(self.settings)
 
     def dense(self):
         with self._build_lock:
@@ -92,7 +113,8 @@ class RagApp:
     def llm(self):
         with self._build_lock:
             if "_llm" not in self.__dict__:
-                from rag.llm import LocalLLM, resolve_model
+                from rag.llm import LocalLLM
+                from rag.weights import resolve_model
 
                 name, path = resolve_model(self.settings.llm, self.settings.models_dir)
                 self._llm = LocalLLM(
@@ -111,7 +133,7 @@ class RagApp:
 
                 main = self.__dict__.get("_llm")
                 if main is None:
-                    from rag.llm import resolve_model
+                    from rag.weights import resolve_model
 
                     name, path = resolve_model(self.settings.llm, self.settings.models_dir)
                 else:

@@ -14,14 +14,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from rag.sentences import sentence_spans
 from rag.types import Document, Passage
 
-CHUNKER_VERSION = 8  # bump when the output of this module changes: it forces a rebuild
+CHUNKER_VERSION = 9  # bump when the output of this module changes: it forces a rebuild
 
 _WORDS = re.compile(r"\w+|[^\w\s]")
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d{1,3}[.)])\s+\S")
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"”’)\]]*\s+(?=[\"“(\[]?[A-Z0-9])")
 _CODE = re.compile(
     r"^\s*(?:#\s|//|(?:for|while|if|elif|else|def|class|return|import|from|print)\b.*[:)]?$)"
     r"|^\s*[\w.\[\]]+(?:\s*,\s*[\w.\[\]]+)*\s*[+\-*/]?=\s*\S"
@@ -62,7 +62,7 @@ def _is_list_item(line: str) -> bool:
     return (
         0 < len(stripped) <= 200
         and stripped[-1] in ".!?"
-        and not _SENTENCE_END.search(stripped)
+        and len(sentence_spans(stripped)) == 1
         and not _CODE.match(stripped)
     )
 
@@ -153,20 +153,9 @@ def chunk_document(doc: Document, budget: int = 120, overlap: int = 1) -> list[P
             continue
         if line.text.strip():
             prose.append(line)
-        elif prose and doc.kind in ("md", "html") and False:
-            pass
         i += 1
     flush_prose()
     return passages
-
-
-def _sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    spans, pos = [], start
-    for match in _SENTENCE_END.finditer(text, start, end):
-        spans.append((pos, match.start()))
-        pos = match.end()
-    spans.append((pos, end))
-    return [(s, e) for s, e in spans if text[s:e].strip()]
 
 
 def _word_windows(text: str, start: int, end: int, budget: int) -> list[tuple[int, int]]:
@@ -203,7 +192,7 @@ def _pack(text: str, lines: list[_Line], budget: int, overlap: int) -> list[tupl
         if glue:
             units[-1] = (units[-1][0], end, units[-1][2] and is_code)
         elif count_tokens(text[stripped_start:end]) > budget:
-            for s, e in _sentences(text, stripped_start, end):
+            for s, e in sentence_spans(text, stripped_start, end):
                 units.extend((ws, we, False) for ws, we in _word_windows(text, s, e, budget))
         else:
             units.append((stripped_start, end, is_code))
@@ -222,10 +211,16 @@ def _pack(text: str, lines: list[_Line], budget: int, overlap: int) -> list[tupl
             tail = current[-1]
             carried: list[tuple[int, int, bool]] = []
             if overlap and not tail[2]:
-                last_sentences = _sentences(text, tail[0], tail[1])[-overlap:]
+                last_sentences = sentence_spans(text, tail[0], tail[1])[-overlap:]
                 # A "Limitations: …" line closes its section: carried over, it would read as
                 # the first fact about the next topic.
-                carry = [(s, e, False) for s, e in last_sentences if not _LABEL.match(text[s:e])]
+                # A code line (the end of an example glued to its prose) is no sentence to
+                # repeat.
+                carry = [
+                    (s, e, False)
+                    for s, e in last_sentences
+                    if not _LABEL.match(text[s:e]) and not _CODE.match(text[s:e])
+                ]
                 # A sentence of overlap, unless it would push the next passage over budget.
                 if (
                     carry

@@ -463,9 +463,9 @@ def cmd_chat(args, settings) -> int:
 
 
 def cmd_eval(args, settings) -> int:
-    from eval.gold import DEFAULT_GOLD
-    from eval.report import summary_table
-    from eval.runner import run_eval
+    from rag.eval.gold import DEFAULT_GOLD
+    from rag.eval.report import summary_table
+    from rag.eval.runner import run_eval
 
     if args.claims is not None:
         return _eval_claims(args, settings)
@@ -487,7 +487,7 @@ def cmd_eval(args, settings) -> int:
             indexed = app.ingest([args.corpus], rebuild=True)
             sys.stderr.write(f"rag eval: indexed {args.corpus} afresh: {indexed.summary()}\n")
         if args.compare:
-            from eval.runner import run_compare
+            from rag.eval.runner import run_compare
 
             summaries = run_compare(
                 app,
@@ -498,7 +498,7 @@ def cmd_eval(args, settings) -> int:
             )
             report = {"summary": summaries[0]}
         elif args.retrieval_only and not args.mode:
-            from eval.runner import run_retrieval_table
+            from rag.eval.runner import run_retrieval_table
 
             report = run_retrieval_table(app, args.gold or DEFAULT_GOLD, args.out, limit=args.limit)
             summaries = report["configs"]
@@ -517,7 +517,7 @@ def cmd_eval(args, settings) -> int:
     print(summary_table(summaries))
     print(f"\nreport: {args.out / 'report.md'}")
     if args.check:
-        from eval.gate import DEFAULT_THRESHOLDS, failures, load_thresholds
+        from rag.eval.gate import DEFAULT_THRESHOLDS, failures, load_thresholds
 
         failed = failures(
             report["summary"],
@@ -533,7 +533,7 @@ def cmd_eval(args, settings) -> int:
 
 
 def _eval_claims(args, settings) -> int:
-    from eval.claims import DEFAULT_CLAIMS, measure_candidates
+    from rag.eval.claims import DEFAULT_CLAIMS, measure_candidates
 
     claims_path = Path(args.claims) if args.claims else DEFAULT_CLAIMS
     app = _app(settings)
@@ -561,7 +561,7 @@ def _stop_on_sigterm() -> None:
 
 
 def cmd_ui(args, settings) -> int:
-    from ui.server import serve
+    from rag.ui.server import serve
 
     _stop_on_sigterm()
     app = _app(settings)

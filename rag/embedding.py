@@ -3,7 +3,6 @@ model and a BM25 sparse encoder matching Qdrant's own (Qdrant applies the IDF pa
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -39,11 +38,7 @@ def resolve_embedding_model(name: str) -> Path:
 
 class DenseEncoder:
     def __init__(self, model: str, batch_size: int = 64):
-        # The hub libraries must never reach for the network: the weights are local.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        # The hub libraries are kept offline by rag/__init__.py, before any can be imported.
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from rag.chunking import CHUNKER_VERSION, chunk_document
 from rag.errors import BadInput, CorruptIndex
@@ -24,6 +25,7 @@ from rag.types import IngestReport, Passage
 
 Progress = Callable[[int, int, str], None]
 BATCH_PASSAGES = 512
+T = TypeVar("T")
 
 
 def index_config(settings: Settings, dim: int) -> dict:
@@ -36,6 +38,23 @@ def index_config(settings: Settings, dim: int) -> dict:
         "bm25_avg_len": settings.bm25_avg_len,
         "chunker_version": CHUNKER_VERSION,
     }
+
+
+def batches(
+    items: Iterable[T], size: Callable[[T], int], limit: int = BATCH_PASSAGES
+) -> Iterator[list[T]]:
+    """Items (files and their passages) gathered until they hold at least `limit` passages:
+    the unit ingest embeds in one encoder call and commits in one manifest step. Larger
+    batches embed faster; smaller ones leave less for the next run to redo after a kill."""
+    batch, held = [], 0
+    for item in items:
+        batch.append(item)
+        held += size(item)
+        if held >= limit:
+            yield batch
+            batch, held = [], 0
+    if batch:
+        yield batch
 
 
 def _under(path: str, roots: list[str]) -> bool:
@@ -121,35 +140,30 @@ def ingest(
 
     done = 0
     total = len(todo)
-    batch: list[tuple[FoundFile, dict | None, list[Passage], str]] = []
-    batch_size = 0
-    for found, entry, st in todo:
-        try:
-            doc = load(found)
-        except SkipFile as exc:
-            report.skipped.append((found.source, str(exc)))
-            if entry:  # a file that turned bad loses its old passages
-                report.removed += _detach(
-                    store,
-                    entry["source"],
-                    set(entry.get("ids", [])) | set(entry.get("pending_ids", [])),
-                )
-                store.delete_manifest_entry(entry["path"])
-            done += 1
-            if progress:
-                progress(done, total, found.source)
-            continue
-        passages = chunk_document(doc, settings.chunk_tokens, settings.chunk_overlap)
-        # The stat taken before reading: the file may vanish before the batch is written.
-        batch.append((found, entry, passages, doc.sha256, st))
-        batch_size += len(passages)
-        if batch_size >= BATCH_PASSAGES:
-            _write_batch(store, batch, dense, sparse, report)
-            done += len(batch)
-            if progress:
-                progress(done, total, found.source)
-            batch, batch_size = [], 0
-    if batch:
+
+    def chunked() -> Iterator[tuple]:
+        nonlocal done
+        for found, entry, st in todo:
+            try:
+                doc = load(found)
+            except SkipFile as exc:
+                report.skipped.append((found.source, str(exc)))
+                if entry:  # a file that turned bad loses its old passages
+                    report.removed += _detach(
+                        store,
+                        entry["source"],
+                        set(entry.get("ids", [])) | set(entry.get("pending_ids", [])),
+                    )
+                    store.delete_manifest_entry(entry["path"])
+                done += 1
+                if progress:
+                    progress(done, total, found.source)
+                continue
+            passages = chunk_document(doc, settings.chunk_tokens, settings.chunk_overlap)
+            # The stat taken before reading: the file may vanish before the batch is written.
+            yield found, entry, passages, doc.sha256, st
+
+    for batch in batches(chunked(), lambda item: len(item[2])):
         _write_batch(store, batch, dense, sparse, report)
         done += len(batch)
         if progress:
@@ -197,7 +211,7 @@ def _write_batch(store: Store, batch, dense, sparse, report: IngestReport) -> No
         for pid, p in ids.items():
             payload = existing.get(pid) or new.get(pid)
             if payload is None:
-                new[pid] = _payload(p, source)
+                new[pid] = payload_for(p, source)
                 new_passages[pid] = p
                 report.added += 1
             elif source not in payload["sources"]:
@@ -233,7 +247,8 @@ def _write_batch(store: Store, batch, dense, sparse, report: IngestReport) -> No
         store.write_manifest_entry(dict(final, pending_ids=[]))
 
 
-def _payload(p: Passage, source: str) -> dict:
+def payload_for(p: Passage, source: str) -> dict:
+    """What the store keeps of a passage first found in `source`."""
     return {
         "text": p.text,
         "context": p.context,

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rag.sentences import sentence_spans
 from rag.types import Hit
 
 NOT_FOUND = "NOT IN DOCUMENTS"
@@ -55,19 +56,22 @@ INJECTION = re.compile(
     re.I,
 )
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“(])")
-
 
 def is_injection(text: str) -> bool:
     return bool(INJECTION.search(text))
 
 
 def defang(text: str) -> str:
-    """The passage as the model sees it: instruction-like sentences withheld."""
+    """The passage as the model sees it: instruction-like sentences withheld, the rest
+    verbatim."""
     if not INJECTION.search(text):
         return text
-    parts = _SENTENCE.split(text)
-    return " ".join("[instruction-like text withheld]" if INJECTION.search(p) else p for p in parts)
+    out, pos = [], 0
+    for start, end in sentence_spans(text):
+        if INJECTION.search(text[start:end]):
+            out.append(text[pos:start] + "[instruction-like text withheld]")
+            pos = end
+    return "".join(out) + text[pos:]
 
 
 def readable(hit: Hit) -> str:
@@ -104,22 +108,24 @@ def _words(text: str) -> set[str]:
 
 
 def trim_to_relevant(text: str, question: str, max_sentences: int) -> str:
-    """Keep the sentences sharing most words with the question, in document order."""
-    sentences = _SENTENCE.split(text)
-    if len(sentences) <= max_sentences:
+    """Keep the sentences sharing most words with the question, in document order; "…"
+    stands for what was left out, and a line break between kept sentences stays one."""
+    spans = sentence_spans(text)
+    if len(spans) <= max_sentences:
         return text
     q = _words(question)
-    ranked = sorted(range(len(sentences)), key=lambda i: (-len(q & _words(sentences[i])), i))
-    keep = sorted(ranked[:max_sentences])
+    ranked = sorted(range(len(spans)), key=lambda i: (-len(q & _words(text[slice(*spans[i])])), i))
     out, last = [], -1
-    for i in keep:
+    for i in sorted(ranked[:max_sentences]):
         if i != last + 1:
             out.append("…")
-        out.append(sentences[i])
+        elif out:
+            out.append("\n" if "\n" in text[spans[last][1] : spans[i][0]] else " ")
+        out.append(text[slice(*spans[i])])
         last = i
-    if last != len(sentences) - 1:
+    if last != len(spans) - 1:
         out.append("…")
-    return " ".join(out)
+    return re.sub(r" ?… ?", " … ", "".join(out)).strip()
 
 
 def build_prompt(

@@ -23,8 +23,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from rag.settings import Settings
-
 DENSE = "dense"
 SPARSE = "bm25"
 ID_NAMESPACE = uuid.UUID("6f2c1f8e-6a53-4a43-9d0c-2a8f0b3c9e11")
@@ -103,13 +101,3 @@ def manifest_from(records: Iterable[tuple[str, dict]]) -> dict[str, dict]:
 def sources_by_name(manifest: dict[str, dict]) -> dict[str, int]:
     """source name → number of passages, from a manifest."""
     return {e["source"]: len(e.get("ids", [])) for e in manifest.values()}
-
-
-def open_store(settings: Settings) -> Store:
-    if settings.qdrant_url:
-        from rag.store_server import ServerStore
-
-        return ServerStore.connect(settings)
-    from rag.store_edge import EdgeStore
-
-    return EdgeStore(settings)

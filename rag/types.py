@@ -86,6 +86,8 @@ class Citation:
     supports: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
+        from rag.citations import backing_spans  # rag.citations builds Citations
+
         return {
             "n": self.n,
             "source": self.hit.source,
@@ -97,6 +99,8 @@ class Citation:
             "sources": self.hit.sources,
             "span": [self.hit.start, self.hit.end],
             "supports": self.supports,
+            # Where in `text` the sentences backing the supports are, for the page to mark.
+            "highlights": backing_spans(self.hit.text, self.supports),
         }
 
 

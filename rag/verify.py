@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rag.sentences import sentences
 from rag.types import Hit
 
 _STOP = set(
@@ -113,7 +114,7 @@ class Verifier:
         self.windows = []
         for h in hits:
             ctx = self.terms(h.context) if h.context else set()
-            parts = [p for p in re.split(r"(?<=[.!?])\s+|\n+", h.text) if p.strip()] or [h.text]
+            parts = sentences(h.text) or [h.text]
             # The passage's first sentence comes with every window: it names the subject that
             # later lines ("Limitations: mode collapse, …") leave unsaid.
             spans = [

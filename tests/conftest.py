@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
+import rag  # noqa: F401  (importing rag sets the hub libraries offline)
+
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
-
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 
 @pytest.fixture(autouse=True)
@@ -63,7 +62,8 @@ def make_app(tmp_path, dense_encoder):
 
 
 def _load_llm(tmp_path_factory, preset: str):
-    from rag.llm import LocalLLM, resolve_model
+    from rag.llm import LocalLLM
+    from rag.weights import resolve_model
 
     name, path = resolve_model(preset, tmp_path_factory.mktemp("models"))
     return LocalLLM(path, name, n_ctx=4096)

@@ -12,8 +12,9 @@ import sys
 
 import pytest
 
-from rag.answer import REFUSAL, REFUSAL_INJECTION, settled_end, split_sentences
+from rag.citations import cited_sentences, settled_end
 from rag.embedding import SparseEncoder
+from rag.policy import REFUSAL, REFUSAL_INJECTION
 from rag.prompt import build_prompt, defang, is_injection
 from rag.types import Hit
 from rag.verify import Verifier
@@ -132,7 +133,7 @@ def test_generic_advice_is_not_supported_by_a_table_row_sharing_a_word(terms):
 
 def test_markers_after_the_full_stop_belong_to_the_sentence():
     sentences = list(
-        split_sentences("GANs came in 2014. [1] VAEs are stable [3]. Both generate data.")
+        cited_sentences("GANs came in 2014. [1] VAEs are stable [3]. Both generate data.")
     )
     assert sentences == [
         ("GANs came in 2014.", [1]),
@@ -148,9 +149,9 @@ def _settle_stream(tokens: list[str]) -> list[tuple[str, list[int]]]:
         pending += token
         cut = settled_end(pending)
         if cut is not None:
-            out += split_sentences(pending[:cut])
+            out += cited_sentences(pending[:cut])
             pending = pending[cut:]
-    return out + list(split_sentences(pending))
+    return out + list(cited_sentences(pending))
 
 
 def test_a_streamed_sentence_waits_for_the_marker_after_its_full_stop():
@@ -418,11 +419,11 @@ def test_follow_up_is_rewritten_from_the_conversation(make_answer_app, default_l
 
 
 def test_abbreviations_and_stray_markers_do_not_split_sentences():
-    assert list(split_sentences("Dr. Quenta Vireo invented it in 2031 [1]. It paints clouds.")) == [
+    assert list(cited_sentences("Dr. Quenta Vireo invented it in 2031 [1]. It paints clouds.")) == [
         ("Dr. Quenta Vireo invented it in 2031.", [1]),
         ("It paints clouds.", []),
     ]
-    assert list(split_sentences("The problem is hard [1].  [2].")) == [
+    assert list(cited_sentences("The problem is hard [1].  [2].")) == [
         ("The problem is hard.", [1, 2])
     ]
 

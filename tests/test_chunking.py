@@ -10,6 +10,7 @@ import pytest
 
 from rag.chunking import chunk_document, count_tokens
 from rag.loaders import find_files, load
+from rag.sentences import sentences
 from rag.types import Document, Passage
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
@@ -18,7 +19,6 @@ DIFFERENCES = "corpus/generative-models-differences-and-connections.txt"
 TYPES = "corpus/types-of-generative-models.txt"
 
 # The chunker's own sentence boundary, restated: end mark, closing quotes, space, capital.
-SENTENCE_END = re.compile(r"(?<=[.!?…])[\"”’)\]]*\s+(?=[\"“(\[]?[A-Z0-9])")
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def _doc(text: str, kind: str = "txt", title: str = "T") -> Document:
 
 
 def _sentences(text: str) -> list[str]:
-    return [s for s in SENTENCE_END.split(text) if s.strip()]
+    return sentences(text)  # the product's one splitter
 
 
 # --- verbatim spans ------------------------------------------------------------------------

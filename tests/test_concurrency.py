@@ -19,7 +19,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,9 +28,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import free_port, indexed_copy
 
-from rag.answer import REFUSAL, REFUSAL_INJECTION
 from rag.app import RagApp
+from rag.policy import REFUSAL, REFUSAL_INJECTION
 from rag.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,26 +45,11 @@ def rag_env(data: Path, **extra) -> dict:
     return env
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def indexed_data(tmp_path_factory, dense_encoder) -> dict:
     """An index of the guides to copy from."""
     root = tmp_path_factory.mktemp("conc-template")
-    corpus, data = root / "corpus", root / "data"
-    shutil.copytree(CORPUS, corpus)
-    app = RagApp(
-        load_settings(env={}, expand_query=False, data_dir=data, corpus=corpus),
-        dense_encoder=dense_encoder,
-    )
-    try:
-        app.ingest([corpus])
-    finally:
-        app.close()
+    corpus, data = indexed_copy(root, dense_encoder)
     return {"corpus": corpus, "data": data}
 
 

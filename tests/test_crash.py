@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import indexed_copy
 
 from rag.app import RagApp
 from rag.history import History
@@ -282,14 +283,9 @@ def test_kill_9_at_random_moments_then_ingest_ends_like_a_clean_ingest(
 def template(tmp_path_factory, dense_encoder):
     """An indexed copy of the guides, plus a conversation and a feedback record."""
     root = tmp_path_factory.mktemp("damaged")
-    corpus, data = root / "corpus", root / "data"
-    shutil.copytree(CORPUS, corpus)
-    app = RagApp(
-        load_settings(env={}, expand_query=False, data_dir=data, corpus=corpus),
-        dense_encoder=dense_encoder,
-    )
-    try:
-        app.ingest([corpus])
+    made = {}
+
+    def converse(app):
         cid = app.history.new_conversation(title="Who introduced GANs?")
         app.history.add(cid, "user", "Who introduced GANs?")
         mid = app.history.add(
@@ -299,9 +295,10 @@ def template(tmp_path_factory, dense_encoder):
             {"answer": "Ian Goodfellow, in 2014 [1]."},
         )
         app.history.add_feedback(mid, 1, "Who introduced GANs?", "Ian Goodfellow, in 2014 [1].", [])
-        count = app.store.count()
-    finally:
-        app.close()
+        made.update(cid=cid, count=app.store.count())
+
+    corpus, data = indexed_copy(root, dense_encoder, converse)
+    cid, count = made["cid"], made["count"]
     return {"corpus": corpus, "data": data, "conversation": cid, "count": count}
 
 

@@ -8,17 +8,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from eval.gate import failures
-from eval.gold import DEFAULT_GOLD, GoldQuestion, answer_correct, holds_evidence, load_gold
-from eval.metrics import answer_metrics, retrieval_metrics, summarise
-from eval.runner import run_eval
+from rag.eval.gate import failures
+from rag.eval.gold import DEFAULT_GOLD, GoldQuestion, answer_correct, holds_evidence, load_gold
+from rag.eval.metrics import answer_metrics, retrieval_metrics, summarise
+from rag.eval.runner import run_eval
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_gold_file_is_valid_and_its_evidence_is_in_the_corpus():
     done = subprocess.run(
-        [sys.executable, "-m", "eval.check_gold", str(DEFAULT_GOLD), str(ROOT / "corpus")],
+        [sys.executable, "-m", "rag.eval.check_gold", str(DEFAULT_GOLD), str(ROOT / "corpus")],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -149,7 +149,7 @@ def test_an_answer_that_echoes_the_question_is_not_counted_correct(tmp_path):
     for item, code in ((echo, 1), (fixed, 0)):
         gold.write_text(json.dumps(item) + "\n")
         done = subprocess.run(
-            [sys.executable, "-m", "eval.check_gold", str(gold), str(corpus)],
+            [sys.executable, "-m", "rag.eval.check_gold", str(gold), str(corpus)],
             capture_output=True,
             text=True,
             cwd=ROOT,
@@ -244,8 +244,8 @@ def test_llama_index_baseline_is_hybrid_cited_and_scored_like_rag(make_answer_ap
     """The comparison baseline runs end to end on a small set, so it cannot rot: hybrid
     search through QdrantVectorStore, the same number of passages as rag's prompt, and
     citations scored by the gold evidence."""
-    from eval.baseline import COLLECTION, LlamaIndexBaseline
-    from eval.runner import run_questions
+    from rag.eval.baseline import COLLECTION, LlamaIndexBaseline
+    from rag.eval.runner import run_questions
 
     app = make_answer_app(small_llm, expand_query=False)
     app.ingest()

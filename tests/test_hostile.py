@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 from pdfs import make_pdf
 
-from rag.answer import REFUSAL, REFUSAL_INJECTION
 from rag.app import MAX_QUESTION_CHARS, RagApp
 from rag.errors import BadInput
+from rag.policy import REFUSAL, REFUSAL_INJECTION
 from rag.prompt import SYSTEM_PROMPT
 from rag.settings import load_settings
 

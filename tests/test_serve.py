@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -25,21 +24,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import CONTRACT_FIELDS, free_port, indexed_copy
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
 START_TIMEOUT_S = 300
 QUESTION = "Who introduced GANs?"
-CONTRACT_FIELDS = {
-    "question",
-    "answer",
-    "abstained",
-    "citations",
-    "passages",
-    "mode",
-    "model",
-    "timings_ms",
-}
 # No proxy between the tests and a loopback server.
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -52,16 +42,8 @@ def rag_env(data: Path, corpus: Path) -> dict:
         RAG_CORPUS=str(corpus),
         RAG_LLM="smollm2-135m",
         RAG_MAX_TOKENS="48",
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
     )
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rag(
@@ -163,25 +145,14 @@ def call(
 @pytest.fixture(scope="module")
 def template(tmp_path_factory, dense_encoder) -> dict:
     """An index of the guides, and a folder of extra documents (one of them unreadable)."""
-    from rag.app import RagApp
-    from rag.settings import load_settings
-
     root = tmp_path_factory.mktemp("serve-template")
-    corpus, data, extra = root / "corpus", root / "data", root / "extra"
-    shutil.copytree(CORPUS, corpus)
+    corpus, data = indexed_copy(root, dense_encoder)
+    extra = root / "extra"
     extra.mkdir()
     (extra / "zephyrnet.txt").write_text(
         "The Zephyrnet model is a made-up generator that draws kites.\n", "utf-8"
     )
     (extra / "empty.txt").write_text("", "utf-8")
-    app = RagApp(
-        load_settings(env={}, expand_query=False, data_dir=data, corpus=corpus),
-        dense_encoder=dense_encoder,
-    )
-    try:
-        app.ingest([corpus])
-    finally:
-        app.close()
     return {"root": root, "corpus": corpus, "data": data, "extra": extra}
 
 

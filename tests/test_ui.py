@@ -13,8 +13,8 @@ import pytest
 
 from rag.errors import BadInput
 from rag.types import Answer, Citation, Hit
-from ui import render, uploads
-from ui.server import build_ui, check_bind, serve
+from rag.ui import render, uploads
+from rag.ui.server import build_ui, check_bind, serve
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 
@@ -284,7 +284,7 @@ def _turn(chat, question: str, session: str, conv=None, msgs=None, turns=None):
 
 
 def test_sessions_keep_their_own_conversations_and_feedback(small_app):
-    from ui.chat import ChatHandlers
+    from rag.ui.chat import ChatHandlers
 
     chat = ChatHandlers(small_app)
     msgs_a, conv_a, turns_a, passages = _turn(chat, "Who introduced GANs?", "aaaa")
@@ -316,7 +316,7 @@ def test_sessions_keep_their_own_conversations_and_feedback(small_app):
 
 
 def test_reopening_an_unknown_conversation_is_a_one_line_error(small_app):
-    from ui.chat import ChatHandlers
+    from rag.ui.chat import ChatHandlers
 
     with pytest.raises(gr.Error, match="choose a conversation"):
         ChatHandlers(small_app).open_conversation(
@@ -325,7 +325,7 @@ def test_reopening_an_unknown_conversation_is_a_one_line_error(small_app):
 
 
 def test_adding_a_bad_batch_is_a_one_line_error_and_changes_nothing(small_app, tmp_path):
-    from ui.documents import DocumentHandlers
+    from rag.ui.documents import DocumentHandlers
 
     good, bad = tmp_path / "good.txt", tmp_path / "evil.sh"
     good.write_text("fine")

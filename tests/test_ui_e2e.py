@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -37,10 +37,6 @@ ANSWER_WAIT_MS = 180_000  # the default model on 2 busy cores
 UPDATE_DOCS_SHOT = bool(os.environ.get("RAG_UPDATE_SCREENSHOT")) or not DOCS_SHOT.exists()
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-needs_browser = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="/usr/bin/chromium is missing (install it: apt-get install -y chromium)",
-)
 
 ZORBLAX = """The Zorblax model
 
@@ -50,18 +46,12 @@ Zorblax models are trained on decades of satellite weather records.
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, dense_encoder):
     """`rag ui` in this process: the default model, a private corpus, a free local port."""
     from rag.app import RagApp
     from rag.settings import load_settings
-    from ui.server import start
+    from rag.ui.server import start
 
     root = tmp_path_factory.mktemp("ui-e2e")
     shutil.copytree(ROOT / "corpus", root / "corpus")
@@ -70,7 +60,7 @@ def server(tmp_path_factory, dense_encoder):
         dense_encoder=dense_encoder,
     )
     app.llm()  # assemble and load the model before any test's clock starts
-    port = _free_port()
+    port = free_port()
     demo = start(app, host="127.0.0.1", port=port, quiet=True)
     yield {"url": f"http://127.0.0.1:{port}", "app": app, "root": root}
     demo.close()
@@ -79,7 +69,10 @@ def server(tmp_path_factory, dense_encoder):
 
 @pytest.fixture
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
+    # A missing browser fails these tests, never skips them: `make test` installs it.
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run make test, or apt-get install chromium"
+    from playwright import sync_api
+
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield b
@@ -106,7 +99,6 @@ def _ask(page, question: str) -> None:
     page.locator(FINISHED).nth(done_before).wait_for(timeout=ANSWER_WAIT_MS)
 
 
-@needs_browser
 def test_chat_in_the_browser(server, browser, tmp_path):
     page = _open(browser, server["url"])
     shots = tmp_path / "screens"
@@ -206,7 +198,6 @@ def test_chat_in_the_browser(server, browser, tmp_path):
     print(f"screenshots: {shots}")
 
 
-@needs_browser
 def test_two_tabs_at_once_wait_in_line_and_do_not_mix(server, browser):
     a, b = _open(browser, server["url"]), _open(browser, server["url"])
     a.fill("#rag-question textarea", "What are the two parts of a GAN and what does each do?")

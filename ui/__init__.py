@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 def build_ui(app):
-    from ui.server import build_ui as _build
+    from rag.ui.server import build_ui as _build
 
     return _build(app)
 
@@ -13,7 +13,7 @@ def build_ui(app):
 def serve(
     app, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None, share=False
 ) -> None:
-    from ui.server import serve as _serve
+    from rag.ui.server import serve as _serve
 
     _serve(app, host=host, port=port, auth=auth, share=share)
 

@@ -16,7 +16,7 @@ import gradio as gr
 
 from rag.app import RagApp
 from rag.errors import BadInput, RagError
-from ui import render
+from rag.ui import render
 
 WAITING = "Waiting for the model…"
 READING = "Searching the guides…"

@@ -9,8 +9,8 @@ from pathlib import Path
 import gradio as gr
 
 from rag.app import RagApp
-from ui import render, uploads
-from ui.chat import user_errors
+from rag.ui import render, uploads
+from rag.ui.chat import user_errors
 
 
 class DocumentHandlers:

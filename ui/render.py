@@ -15,33 +15,6 @@ _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"
 _ENTITIES.update({c: f"&#{ord(c)};" for c in "\\`*_[]{}()#+-!|~$:"})
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
-_SENT_END = re.compile(r"[.!?]+(?=\s|$)|\n")
-# A full stop after these does not end a sentence ("invented by Dr. Vireo",
-# "Vaswani et al. showed").
-_ABBREV = {
-    "dr",
-    "mr",
-    "mrs",
-    "ms",
-    "prof",
-    "st",
-    "vs",
-    "al",
-    "e.g",
-    "i.e",
-    "etc",
-    "fig",
-    "no",
-    "approx",
-}
-_WORD = re.compile(r"[a-z0-9]+")
-_STOP = set(
-    "a an the and or but of to in on at by for with from as is are was were be been it its this "
-    "that these those they them their which who what when where how than then so such also can "
-    "may will would do does did not no "
-    "has have had i you he she we one".split()
-)
-
 NOT_FOUND_TITLE = "Not in the documents"
 DECLINED_TITLE = "Declined"
 
@@ -65,55 +38,18 @@ def answer_text_html(text: str) -> str:
     return "".join(parts)
 
 
-def _words(text: str) -> set[str]:
-    return {
-        w[:-1] if len(w) > 4 and w.endswith("s") else w
-        for w in _WORD.findall(text.lower())
-        if w not in _STOP
-    }
-
-
-def _sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence, leading whitespace excluded."""
-    spans, start = [], 0
-    for m in _SENT_END.finditer(text):
-        words = text[start : m.start()].split()
-        if m.group() != "\n" and words and words[-1].lower().lstrip("(") in _ABBREV:
-            continue
-        spans.append((start, m.end()))
-        start = m.end()
-    spans.append((start, len(text)))
-    out = []
-    for a, b in spans:
-        piece = text[a:b]
-        if piece.strip():
-            out.append((a + len(piece) - len(piece.lstrip()), b))
-    return out
-
-
-def highlight(passage: str, supports: list[str], min_overlap: float = 0.34) -> str:
-    """The passage, escaped, with the sentence(s) that back each supporting answer sentence
-    wrapped in <mark>: for each support, the passage sentence sharing most of its words."""
-    spans = _sentence_spans(passage or "")
-    marked: set[int] = set()
-    for support in supports or []:
-        want = _words(support)
-        if not want:
-            continue
-        scored = [
-            (len(want & _words(passage[a:b])) / len(want), i) for i, (a, b) in enumerate(spans)
-        ]
-        best = max(scored, default=(0.0, -1))
-        if best[0] >= min_overlap:
-            marked.add(best[1])
+def highlight(passage: str, spans: list[list[int]]) -> str:
+    """The passage, escaped, with the sentences that back the answer (`spans`, offsets into
+    the passage found by the product when it answered) wrapped in <mark>."""
+    passage = passage or ""
     out, pos = [], 0
-    for i, (a, b) in enumerate(spans):
-        if i not in marked:
+    for a, b in sorted(spans or []):
+        if a < pos or b > len(passage):
             continue
         out.append(esc(passage[pos:a]))
         out.append(f'<mark class="rag-support">{esc(passage[a:b])}</mark>')
         pos = b
-    out.append(esc((passage or "")[pos:]))
+    out.append(esc(passage[pos:]))
     return "".join(out)
 
 
@@ -133,7 +69,7 @@ def sources_html(citations: list[dict]) -> str:
         '<div class="rag-source"><div class="rag-source-head">'
         f'<span class="rag-n">&#91;{c["n"]}&#93;</span> {_where(c)}</div>'
         '<div class="rag-passage">'
-        f"{highlight(c.get('text', ''), c.get('supports', []))}</div></div>"
+        f"{highlight(c.get('text', ''), c.get('highlights', []))}</div></div>"
         for c in citations
     )
     n = len(citations)

@@ -17,13 +17,13 @@ import sys
 
 import gradio as gr
 
-from rag.app import RagApp
+from rag.app import RagApp, model_presets
 from rag.errors import BadInput
-from ui import render
-from ui.chat import ChatHandlers
-from ui.documents import DocumentHandlers
-from ui.style import CSS, theme
-from ui.uploads import ALLOWED
+from rag.ui import render
+from rag.ui.chat import ChatHandlers
+from rag.ui.documents import DocumentHandlers
+from rag.ui.style import CSS, theme
+from rag.ui.uploads import ALLOWED
 
 EXAMPLES = [
     "Who introduced GANs, and when?",
@@ -67,9 +67,8 @@ def check_bind(host: str, auth: str | None, share: bool = False) -> tuple[str, s
 
 
 def _model_choices(current: str) -> list[str]:
-    from rag.llm import PRESETS  # names only; nothing is loaded
-
-    return list(PRESETS) + ([current] if current not in PRESETS else [])
+    presets = model_presets()
+    return presets + ([current] if current not in presets else [])
 
 
 def build_ui(app: RagApp) -> gr.Blocks:

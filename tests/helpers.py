@@ -1,0 +1,46 @@
+"""What several test files need alike: an indexed copy of the guides, the fields of the
+`rag ask --json` contract, and a free loopback port."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from rag.app import RagApp
+from rag.eval.load import free_port  # the one free_port; the load harness needs it too
+from rag.settings import load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "corpus"
+# ../shared/CONTRACTS.md: the fields of `rag ask --json` that scripts rely on.
+CONTRACT_FIELDS = {
+    "question",
+    "answer",
+    "abstained",
+    "citations",
+    "passages",
+    "mode",
+    "model",
+    "timings_ms",
+}
+
+__all__ = ["CONTRACT_FIELDS", "CORPUS", "ROOT", "free_port", "indexed_copy"]
+
+
+def indexed_copy(root: Path, dense_encoder, prepare=None) -> tuple[Path, Path]:
+    """A copy of the guides under root/corpus, indexed into root/data (query expansion off).
+    `prepare(app)` runs on the open app after the ingest (to add history, say); the app is
+    closed before this returns. Returns (corpus, data)."""
+    corpus, data = root / "corpus", root / "data"
+    shutil.copytree(CORPUS, corpus)
+    app = RagApp(
+        load_settings(env={}, expand_query=False, data_dir=data, corpus=corpus),
+        dense_encoder=dense_encoder,
+    )
+    try:
+        app.ingest([corpus])
+        if prepare is not None:
+            prepare(app)
+    finally:
+        app.close()
+    return corpus, data
