@@ -3,11 +3,13 @@
 
 Heavy things (the embedding model, the LLM, the store) are built on first use, so
 `rag --help` and a no-op re-ingest stay fast.
+
+Over 300 lines, on purpose: it is the one composition root, each method a few lines of
+wiring between the stages; splitting it would scatter what is built once and shared.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -16,18 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rag.errors import BadInput, CorruptIndex
+from rag.question import clean_question, standalone_question
 from rag.settings import Settings
 from rag.types import Answer, Hit, IngestReport
 
 if TYPE_CHECKING:  # importing answer at start-up would pull numpy into `rag --help`
     from rag.answer import Event
-
-# Words that make a question lean on the conversation before it.
-_FOLLOWUP = re.compile(
-    r"\b(it|its|it's|they|them|their|this|that|these|those|he|she|one|ones|former|latter|above)\b"
-    r"|^\s*(and|what about|how about|why|also)\b",
-    re.I,
-)
 
 
 def model_presets() -> list[str]:
@@ -362,52 +358,8 @@ class RagApp:
         raise RuntimeError("the answer stream ended without an answer")
 
     def rewrite_followup(self, question: str, turns: list[dict]) -> str:
-        """Turn "and what are its limitations?" into a question that stands alone, using the
-        conversation so far. Questions that name their subject are left as they are."""
-        if not _FOLLOWUP.search(question):
-            return question
-        recent = [t for t in turns if t["role"] in ("user", "assistant")][-4:]
-        convo = "\n".join(f"{t['role'].title()}: {t['content'][:400]}" for t in recent)
-        messages = [
-            {
-                "role": "system",
-                "content": (
-                    "Rewrite the user's follow-up question so it can be understood without the "
-                    "conversation: replace pronouns with what they refer to. "
-                    "Reply with the rewritten question only."
-                ),
-            },
-            {
-                "role": "user",
-                "content": (
-                    f"Conversation:\n{convo}\n\n"
-                    f"Follow-up question: {question}\n\nRewritten question:"
-                ),
-            },
-        ]
-        rewritten = (
-            self.llm().complete_aside(messages, max_tokens=48).strip().strip('"').splitlines()
-        )
-        rewritten = rewritten[0].strip() if rewritten else ""
-        return rewritten if 3 <= len(rewritten) <= 300 else question
+        return standalone_question(self.llm, question, turns)
 
     def sources(self) -> dict[str, int]:
         with self._store_lock:
             return self.store.sources_by_name()
-
-
-MAX_QUESTION_CHARS = 2000
-
-
-def clean_question(text: str) -> str:
-    cleaned = "".join(ch for ch in (text or "") if ch.isprintable() or ch in "\n\t").strip()
-    if not cleaned:
-        raise BadInput(
-            "the question is empty", 'type a question, e.g. rag ask "Who introduced GANs?"'
-        )
-    if len(cleaned) > MAX_QUESTION_CHARS:
-        raise BadInput(
-            f"the question is {len(cleaned)} characters long; the limit is {MAX_QUESTION_CHARS}",
-            "shorten it to the question itself",
-        )
-    return cleaned

@@ -45,3 +45,13 @@ class StoreUnavailable(RagError):
     """A Qdrant server was configured but cannot be reached."""
 
     exit_code = 6
+
+
+def error_body(exc: RagError, kind: str | None = None) -> dict:
+    """An error as the JSON API sends it (rag/remote.py turns it back into the same error)."""
+    return {
+        "error": exc.message,
+        "hint": exc.hint,
+        "exit": exc.exit_code,
+        "kind": kind or type(exc).__name__,
+    }

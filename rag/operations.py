@@ -45,7 +45,7 @@ def op_sources(app: RagApp, req: dict, emit: Emit) -> dict:
 
 
 def op_search(app: RagApp, req: dict, emit: Emit) -> dict:
-    from rag.app import clean_question
+    from rag.question import clean_question
 
     # Cleaned: raw argv may hold undecodable bytes (lone surrogates).
     query = clean_question(_text(req, "query"))

@@ -16,13 +16,16 @@ The API (every request carries `Authorization: Bearer <token>`, the token in ser
     POST /v1/sources | /v1/conversations {limit?} | /v1/messages {conversation_id}
          | /v1/new-conversation {title?}
     GET  /v1/sources, /v1/conversations   the result alone, as plain JSON
-    GET  /v1/models, POST /v1/chat/completions   OpenAI-compatible (see `openai_completion`)
+    GET  /v1/models, POST /v1/chat/completions   OpenAI-compatible (rag/openai_api.py)
 
 A POST answers with NDJSON events: {"event": "note"|"progress"|"sentence", …}, ending with
 {"event": "result", "data": …}; `ask`'s result is the `rag ask --json` object. An error before
 the first event is an HTTP error status with the body {"error", "hint", "exit", "kind"}; one
 after it is that object as the last event. `settings` carries the caller's per-request settings
 (rag/remote.py REQUEST_SETTINGS): the server answers with them, not with its own.
+
+Over 300 lines, on purpose: the handler, the reply stream and the server that holds the
+token, the lock and the per-request apps are one protocol, read together when it changes.
 """
 
 from __future__ import annotations
@@ -41,7 +44,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from rag.app import RagApp
-from rag.errors import BadInput, CorruptIndex, MissingModel, RagError, StoreLocked, StoreUnavailable
+from rag.errors import (
+    BadInput,
+    CorruptIndex,
+    MissingModel,
+    RagError,
+    StoreLocked,
+    StoreUnavailable,
+    error_body,
+)
+from rag.openai_api import openai_completion
 from rag.operations import GET_OPERATIONS, OPERATIONS, Emit
 from rag.remote import (
     REQUEST_SETTINGS,
@@ -100,15 +112,6 @@ _STATUS = {
     CorruptIndex: 500,
     StoreUnavailable: 502,
 }
-
-
-def error_body(exc: RagError, kind: str | None = None) -> dict:
-    return {
-        "error": exc.message,
-        "hint": exc.hint,
-        "exit": exc.exit_code,
-        "kind": kind or type(exc).__name__,
-    }
 
 
 def _status(exc: RagError) -> int:
@@ -356,88 +359,3 @@ class ApiServer:
         self.httpd.server_close()
         for other in self._models.values():
             other.close()
-
-
-# -- OpenAI-compatible chat completions --------------------------------------------------------
-
-
-def _last_user_message(body: dict) -> str:
-    for message in reversed(body.get("messages") or []):
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, list):  # content parts: the text ones, joined
-                content = " ".join(
-                    p.get("text", "")
-                    for p in content
-                    if isinstance(p, dict) and p.get("type") == "text"
-                )
-            return content if isinstance(content, str) else ""
-    return ""
-
-
-def openai_completion(handler: _Handler, api: ApiServer, body: dict) -> None:
-    """The last user message answered from the documents (earlier turns are not used).
-    `choices[0].message.content` is the answer with its [n] markers; the extra field `rag`
-    holds the `rag ask --json` object (citations, passages, timings). With "stream": true,
-    server-sent events: one chunk per verified sentence, the last one carrying `rag`."""
-    question = _last_user_message(body)
-    cid, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
-
-    def chunk(delta: dict, finish: str | None = None, **extra) -> bytes:
-        data = {
-            "id": cid,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": api.app.settings.llm,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            **extra,
-        }
-        return b"data: " + json.dumps(data).encode("utf-8") + b"\n\n"
-
-    if not body.get("stream"):
-        data = api.run("ask", {"question": question}, lambda event: None)
-        return handler.send_json(
-            200,
-            {
-                "id": cid,
-                "object": "chat.completion",
-                "created": created,
-                "model": data["model"],
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": data["answer"]},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "rag": data,
-            },
-        )
-    started = False
-
-    def begin() -> None:
-        nonlocal started
-        if not started:
-            started = True
-            handler.send_response(200)
-            handler.send_header("Content-Type", "text/event-stream")
-            handler.send_header("Cache-Control", "no-store")
-            handler.end_headers()
-            handler.wfile.write(chunk({"role": "assistant", "content": ""}))
-
-    def on_event(event: dict) -> None:
-        if event.get("event") == "sentence":
-            begin()
-            handler.wfile.write(chunk({"content": event["text"] + " "}))
-            handler.wfile.flush()
-
-    try:
-        data = api.run("ask", {"question": question}, on_event)
-    except RagError as exc:
-        if not started:
-            raise
-        handler.wfile.write(b"data: " + json.dumps(error_body(exc)).encode("utf-8") + b"\n\n")
-        return
-    begin()
-    handler.wfile.write(chunk({}, "stop", rag=data) + b"data: [DONE]\n\n")
-    handler.wfile.flush()

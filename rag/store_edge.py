@@ -8,6 +8,9 @@ RAG_DATA_DIR/index/<collection>.lock before it reads anything (Edge locks each s
 but only after reading the shard's config, so a held shard that reads as damaged would look
 corrupt rather than in use). A second process gets StoreLocked, and talks to the owner through
 `rag serve` instead (rag/server.py).
+
+Over 300 lines, on purpose: it is one implementation of the Store protocol (rag/store.py),
+method for method beside rag/store_server.py, so the two can be read side by side.
 """
 
 from __future__ import annotations

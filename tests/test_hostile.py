@@ -25,10 +25,11 @@ from pathlib import Path
 import pytest
 from pdfs import make_pdf
 
-from rag.app import MAX_QUESTION_CHARS, RagApp
+from rag.app import RagApp
 from rag.errors import BadInput
 from rag.policy import REFUSAL, REFUSAL_INJECTION
 from rag.prompt import SYSTEM_PROMPT
+from rag.question import MAX_QUESTION_CHARS
 from rag.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
