@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from rag.highlights import backing_spans
+
 
 @dataclass
 class Document:
@@ -86,8 +88,6 @@ class Citation:
     supports: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
-        from rag.citations import backing_spans  # rag.citations builds Citations
-
         return {
             "n": self.n,
             "source": self.hit.source,
