@@ -94,6 +94,7 @@ def chunk_files(root: Path, settings):
     """(file source, passages) per supported file under root, in ingest's order."""
     from rag.chunking import chunk_document
     from rag.loaders import SkipFile, find_files, load
+    from rag.tokens import token_counter
 
     files, _ = find_files([root])
     for found in files:
@@ -101,7 +102,15 @@ def chunk_files(root: Path, settings):
             doc = load(found)
         except SkipFile:
             continue
-        yield found, chunk_document(doc, settings.chunk_tokens, settings.chunk_overlap)
+        yield (
+            found,
+            chunk_document(
+                doc,
+                settings.chunk_tokens,
+                settings.chunk_overlap,
+                token_counter(settings.embed_model),
+            ),
+        )
 
 
 def ingest_groups(root: Path, settings) -> list[list[tuple[str, str]]]:
@@ -176,6 +185,7 @@ def stage_prep(p: dict) -> dict:
     from rag.normalise import dedup_key
     from rag.settings import PROJECT_ROOT
     from rag.store import point_id
+    from rag.tokens import token_counter
 
     root = Path(p["root"])
     html_root = Path(p["pydoc_root"])
@@ -190,7 +200,9 @@ def stage_prep(p: dict) -> dict:
             doc = load(found)
         except SkipFile:
             return []
-        return chunk_document(doc, settings.chunk_tokens, settings.chunk_overlap)
+        return chunk_document(
+            doc, settings.chunk_tokens, settings.chunk_overlap, token_counter(settings.embed_model)
+        )
 
     # The embed/ingest corpus: whole HTML files, in order, until the target count of passages.
     corpus_dir = root / "pydoc"

