@@ -42,11 +42,13 @@ def index_config(settings: Settings, dim: int) -> dict:
 
 
 def batches(
-    items: Iterable[T], size: Callable[[T], int], limit: int = BATCH_PASSAGES
+    items: Iterable[T], size: Callable[[T], int], limit: int | None = None
 ) -> Iterator[list[T]]:
-    """Items (files and their passages) gathered until they hold at least `limit` passages:
-    the unit ingest embeds in one encoder call and commits in one manifest step. Larger
-    batches embed faster; smaller ones leave less for the next run to redo after a kill."""
+    """Items (files and their passages) gathered until they hold at least `limit` passages
+    (BATCH_PASSAGES, read at call time): the unit ingest embeds in one encoder call and
+    commits in one manifest step. Larger batches embed faster; smaller ones leave less for the
+    next run to redo after a kill."""
+    limit = BATCH_PASSAGES if limit is None else limit
     batch, held = [], 0
     for item in items:
         batch.append(item)
