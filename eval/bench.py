@@ -267,7 +267,7 @@ class Bench:
         n_queries = 10 if q else 76
         vectors = str(self.work / "vectors.npz")
         for n in sizes:
-            for backend in ("old", "edge"):
+            for backend in self.args.backends.split(","):
                 d = self.data_dir(f"size_{backend}_{n}")
                 # The old store scores keywords with a Python loop over every point (seconds
                 # a query at 200k): past 10k it answers the first 20 questions only.
@@ -791,6 +791,11 @@ def parse(argv):
         "--stores-only",
         action="store_true",
         help="only the index backends (old store vs Qdrant Edge) at each size",
+    )
+    p.add_argument(
+        "--backends",
+        default="old,edge",
+        help="index backends to measure, comma-separated (default old,edge)",
     )
     p.add_argument("--workdir", help="use this folder instead of a new temporary one")
     p.add_argument("--keep", action="store_true", help="keep the work folder")
