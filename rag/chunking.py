@@ -22,7 +22,7 @@ from rag.types import Document, Passage
 
 CHUNKER_VERSION = 10
 # Tokens of the embedding model (WordPiece for MiniLM, which reads 256 at most, context included).
-DEFAULT_BUDGET = 140  # bump when the output of this module changes: it forces a rebuild
+DEFAULT_BUDGET = 120  # bump when the output of this module changes: it forces a rebuild
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d{1,3}[.)])\s+\S")
