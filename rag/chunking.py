@@ -20,9 +20,10 @@ from rag.settings import DEFAULT_EMBED_MODEL
 from rag.tokens import token_counter
 from rag.types import Document, Passage
 
-CHUNKER_VERSION = 10
-# Tokens of the embedding model (WordPiece for MiniLM, which reads 256 at most, context included).
-DEFAULT_BUDGET = 120  # bump when the output of this module changes: it forces a rebuild
+CHUNKER_VERSION = 10  # bump when the output of this module changes: it forces a rebuild
+# In tokens of the embedding model (MiniLM's WordPiece; it reads 256 at most, context
+# included); 120 had the best mean MRR of 120, 140 and 170 on the three dev splits.
+DEFAULT_BUDGET = 120
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d{1,3}[.)])\s+\S")

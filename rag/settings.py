@@ -40,7 +40,7 @@ class Settings:
     embed_model: str = DEFAULT_EMBED_MODEL
     embed_batch: int = 64
     # Chunking: the token budget of a prose passage and how many sentences overlap.
-    chunk_tokens: int = 120  # in the embedding model's own tokens (rag/tokens.py); chosen on the dev splits
+    chunk_tokens: int = 120  # in the embedding model's tokens (rag/tokens.py, rag/chunking.py)
     chunk_overlap: int = 1
     # BM25 length normalisation: the typical passage length in tokens.
     bm25_avg_len: float = 40.0
