@@ -367,6 +367,33 @@ def test_openai_compatible_chat_completions(pair):
     assert CONTRACT_FIELDS <= set(body["rag"]) and body["rag"]["question"] == QUESTION
 
 
+def test_the_official_openai_client_talks_to_rag_serve(pair):
+    """What a user of an OpenAI-speaking tool gets: the openai package itself, pointed at the
+    server's /v1 with the token as its API key, plain and streamed."""
+    import openai
+
+    info = server_info(pair["served"])
+    client = openai.OpenAI(base_url=info["url"] + "/v1", api_key=info["token"], max_retries=0)
+    assert [m.id for m in client.models.list()] == ["smollm2-135m"]
+    reply = client.chat.completions.create(
+        model="rag", messages=[{"role": "user", "content": QUESTION}]
+    )
+    extra = reply.model_extra["rag"]
+    assert reply.choices[0].message.content == extra["answer"]
+    assert CONTRACT_FIELDS <= set(extra)
+    chunks = list(
+        client.chat.completions.create(
+            model="rag", messages=[{"role": "user", "content": QUESTION}], stream=True
+        )
+    )
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    final = chunks[-1].model_extra["rag"]
+    assert streamed.strip() == final["answer"].strip()
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=info["url"] + "/v1", api_key="wrong", max_retries=0).models.list()
+
+
 # -- the server's life: one at a time, a clean exit, a stale file ----------------------------------
 
 
