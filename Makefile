@@ -10,9 +10,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 Q ?= Who introduced GANs?
-# Debian packages the tests need: a browser for the page's end-to-end tests and the Python
-# documentation, the bench's corpus. Without them those tests fail; they never skip.
-SYSTEM_PACKAGES := chromium python3.11-doc
+# The Debian packages the tests need (system-packages below): chromium, a browser for the
+# page's end-to-end tests, and python3.11-doc, the bench's corpus. Without them those tests
+# fail; they never skip.
 PYDOC := /usr/share/doc/python3.11/html
 
 .PHONY: ask test install system-packages lint clean-venv
@@ -20,9 +20,7 @@ PYDOC := /usr/share/doc/python3.11/html
 ask: $(STAMP)
 	$(BIN)/rag ask "$(Q)"
 
-test: $(STAMP) system-packages
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+test: lint system-packages
 	$(BIN)/pytest
 
 lint: $(STAMP)

@@ -317,7 +317,7 @@ class RagApp:
         started = time.perf_counter()
         self.ensure_index()
         turns = self.history.messages(conversation_id) if conversation_id else []
-        standalone = self.rewrite_followup(question, turns) if turns else question
+        standalone = standalone_question(self.llm, question, turns) if turns else question
         mode = mode or self.settings.mode
         expand_started = time.perf_counter()
         expansion = (
@@ -356,9 +356,6 @@ class RagApp:
             if event.kind == "done":
                 return event.answer
         raise RuntimeError("the answer stream ended without an answer")
-
-    def rewrite_followup(self, question: str, turns: list[dict]) -> str:
-        return standalone_question(self.llm, question, turns)
 
     def sources(self) -> dict[str, int]:
         with self._store_lock:

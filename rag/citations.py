@@ -1,5 +1,6 @@
 """Citations: the `[n]` markers a model writes, the check of each sentence against the
-passages, the numbering of what survives, and the passage sentences that back each one.
+passages, and the numbering of what survives (the passage sentences that back each one are
+rag/highlights.py's).
 
 The lexical pass (rag/verify.py `Verifier`) finds the passage a sentence rests on, moving a
 marker that points at the wrong one, and by default decides. With the entailment judge on,

@@ -37,8 +37,6 @@ STAGE_TOOLS = {
     "check_gold.py",
     "naive.py",
     "expansion_variants.py",
-    "load.py",
-    "baseline.py",
 }
 
 
