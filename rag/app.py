@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from rag.errors import BadInput, CorruptIndex
 from rag.question import clean_question, standalone_question
-from rag.settings import Settings
+from rag.settings import Settings, check_top_k
 from rag.types import Answer, Hit, IngestReport
 
 if TYPE_CHECKING:  # importing answer at start-up would pull numpy into `rag --help`
@@ -31,6 +31,14 @@ def model_presets() -> list[str]:
     from rag.weights import PRESETS
 
     return list(PRESETS)
+
+
+def supported_extensions() -> tuple[str, ...]:
+    """The file name endings the loaders read (".txt", ".docx", …), for the page's upload
+    check; nothing is imported but the table."""
+    from rag.loaders import SUPPORTED
+
+    return tuple(SUPPORTED)
 
 
 class RagApp:
@@ -254,6 +262,8 @@ class RagApp:
     ) -> list[Hit]:
         """`expansion`: None writes one when the settings ask for it; "" searches without."""
         query = clean_question(query)
+        if top_k is not None:
+            check_top_k(top_k)  # an argument, not a setting: the API and the tools pass it on
         self.ensure_index()
         if expansion is None:
             expansion = self.expand(query, sources=sources, kinds=kinds)

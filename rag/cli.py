@@ -10,7 +10,7 @@ import sys
 from rag.cli_app import app_for, on_event, open_backend
 from rag.cli_eval import cmd_eval
 from rag.cli_parser import build_parser
-from rag.cli_servers import cmd_serve, cmd_ui
+from rag.cli_servers import cmd_mcp, cmd_serve, cmd_ui
 from rag.errors import RagError
 from rag.settings import load_settings
 
@@ -213,6 +213,7 @@ def cmd_feedback(args, settings) -> int:
 
 COMMANDS = {
     "serve": cmd_serve,
+    "mcp": cmd_mcp,
     "ui": cmd_ui,
     "feedback": cmd_feedback,
     "eval": cmd_eval,

@@ -62,7 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("ingest", help="index documents (default: the corpus folder)")
-    p.add_argument("paths", nargs="*", type=Path, help="files or folders (.txt .md .html .pdf)")
+    p.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        help="files or folders (.txt .md .html .pdf .docx .pptx .xlsx .csv .epub .ipynb)",
+    )
     p.add_argument("--rebuild", action="store_true", help="drop the index and build it anew")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     _common(p)
@@ -209,6 +214,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="port (default 0: a free one, written to RAG_DATA_DIR/server.json)",
     )
     p.add_argument("--model", dest="llm", help="model preset or path to a .gguf (RAG_LLM)")
+    _common(p)
+
+    p = sub.add_parser(
+        "mcp",
+        help="serve the search and ask tools to an MCP client over stdio (the client starts it)",
+        description="A Model Context Protocol server on stdin/stdout, for MCP clients such as "
+        "Claude Desktop: a search tool (the passages found) and an ask tool (the verified answer, "
+        "its citations with their quoted passages, or a refusal). Logs go to stderr. It opens "
+        "the index itself: with the embedded store, not beside a running rag serve or rag ui "
+        "on the same RAG_DATA_DIR.",
+    )
+    p.add_argument("--model", dest="llm", help="model preset or path to a .gguf (RAG_LLM)")
+    p.add_argument(
+        "--mode", choices=["hybrid", "dense", "sparse"], help="retrieval mode (default: hybrid)"
+    )
+    p.add_argument(
+        "--top-k", dest="top_k", type=int, help="the tools' default passages to retrieve (5)"
+    )
+    p.add_argument(
+        "--no-expand",
+        action="store_true",
+        help="search with the question alone, without the LLM's hypothetical answer",
+    )
     _common(p)
 
     p = sub.add_parser(

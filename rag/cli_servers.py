@@ -1,5 +1,6 @@
-"""`rag ui` and `rag serve`: the processes that own the index and the model, and serve them
-(the page, the JSON API) until Ctrl-C or SIGTERM."""
+"""`rag ui`, `rag serve` and `rag mcp`: the processes that own the index and the model, and
+serve them (the page, the JSON API, the MCP tools) until Ctrl-C, SIGTERM or, for `rag mcp`, the
+end of its stdin."""
 
 from __future__ import annotations
 
@@ -64,6 +65,23 @@ def cmd_serve(args, settings) -> int:
             sys.stderr.write("rag serve: stopped\n")
         finally:
             api.close()
+    finally:
+        app.close()
+    return 0
+
+
+def cmd_mcp(args, settings) -> int:
+    """stdout is the MCP client's: everything this command says goes to stderr."""
+    from rag.mcp_server import build_server
+
+    stop_on_sigterm()
+    app = app_for(settings)
+    try:
+        server = build_server(app)
+        sys.stderr.write("rag mcp: serving the search and ask tools on stdio\n")
+        server.run("stdio")
+    except KeyboardInterrupt:
+        sys.stderr.write("rag mcp: stopped\n")
     finally:
         app.close()
     return 0

@@ -1,8 +1,10 @@
-"""Files → documents. Text, Markdown, HTML and PDF, found recursively.
+"""Files → documents. Text, Markdown, HTML and PDF here; Word, PowerPoint, Excel, CSV, EPUB
+and Jupyter files through rag/formats.py (its libraries are the "formats" extra). Found
+recursively.
 
 A file that cannot be read becomes a named skip with a reason; it never stops the run.
 HTML is rendered to plain text with its headings marked "## " and its tables as tab-separated
-rows, so the chunker treats every format's structure the same way.
+rows, and the other formats likewise, so the chunker treats every format's structure the same.
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ SUPPORTED = {
     ".html": "html",
     ".htm": "html",
     ".pdf": "pdf",
+    ".docx": "docx",
+    ".pptx": "pptx",
+    ".xlsx": "xlsx",
+    ".csv": "csv",
+    ".epub": "epub",
+    ".ipynb": "ipynb",
 }
 MAX_FILE_BYTES = 50 * 1024 * 1024
 
@@ -53,8 +61,9 @@ def find_files(roots: list[Path]) -> tuple[list[FoundFile], list[tuple[str, str]
             candidates = []
             for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                # "~$x.docx": the lock file Office keeps beside an open document.
                 candidates.extend(
-                    Path(dirpath) / f for f in sorted(filenames) if not f.startswith(".")
+                    Path(dirpath) / f for f in sorted(filenames) if not f.startswith((".", "~$"))
                 )
         for path in candidates:
             source = path.relative_to(base).as_posix()
@@ -84,17 +93,22 @@ def load(found: FoundFile) -> Document:
     kind = SUPPORTED[found.path.suffix.lower()]
     if kind == "pdf":
         text, title = _read_pdf(raw)
-    else:
+    elif kind in ("txt", "md", "html"):
         text = decode_text(raw)
         title = ""
         if kind == "html":
-            text, title = _html_to_text(text)
+            text, title = html_to_text(text)
+    else:
+        from rag.formats import read_format  # here, so only a run that meets one loads them
+
+        text, title = read_format(kind, raw, found.path)
     text = normalise(text)
     if not re.search(r"\w", text):
         raise SkipFile("no text found")
     return Document(
         source=found.source,
-        title=title or _title_from(text, found.path),
+        # A workbook's first heading is a sheet's name, not its title.
+        title=title or _title_from(text, found.path, headings=kind != "xlsx"),
         text=text,
         sha256=hashlib.sha256(raw).hexdigest(),
         kind=kind,
@@ -135,24 +149,14 @@ def decode_text(raw: bytes) -> str:
     return text
 
 
-def _html_to_text(html: str) -> tuple[str, str]:
+def html_to_text(html: str, web_page: bool = True) -> tuple[str, str]:
+    """(text, title) of an HTML page. `web_page=False` (an EPUB chapter) keeps <header>,
+    <footer>, <nav> and <form>: in a book they hold text (a chapter's heading), not chrome."""
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(html, "html.parser")
-    for tag in soup(
-        [
-            "script",
-            "style",
-            "noscript",
-            "template",
-            "svg",
-            "nav",
-            "footer",
-            "header",
-            "iframe",
-            "form",
-        ]
-    ):
+    chrome = ["nav", "footer", "header", "form"] if web_page else []
+    for tag in soup(["script", "style", "noscript", "template", "svg", "iframe", *chrome]):
         tag.decompose()
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
     if soup.head:
@@ -211,8 +215,8 @@ def _read_pdf(raw: bytes) -> tuple[str, str]:
     return "\n\n".join(pages), title
 
 
-def _title_from(text: str, path: Path) -> str:
-    match = re.search(r"^#{1,6}\s+(.+)$", text, re.M)
+def _title_from(text: str, path: Path, headings: bool = True) -> str:
+    match = re.search(r"^#{1,6}\s+(.+)$", text, re.M) if headings else None
     if match and match.start() < 500:
         return match.group(1).strip().strip("*").strip()
     stem = re.sub(r"[-_]+", " ", path.stem).strip()

@@ -14,6 +14,9 @@ from rag.errors import BadInput
 DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The most passages one search may return, whoever asks (CLI, page, JSON API, MCP, llama-index):
+# a request for a million would otherwise cost the store and the ranker a million.
+MAX_TOP_K = 50
 
 
 def _default_data_dir() -> Path:
@@ -142,11 +145,16 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def check_top_k(top_k: int) -> int:
+    if not 1 <= top_k <= MAX_TOP_K:
+        raise BadInput(f"top-k must be between 1 and {MAX_TOP_K}, got {top_k}")
+    return top_k
+
+
 def _validated(settings: Settings) -> Settings:
     if settings.mode not in {"hybrid", "dense", "sparse"}:
         raise BadInput(f"unknown retrieval mode {settings.mode!r}", "use hybrid, dense or sparse")
-    if settings.top_k < 1:
-        raise BadInput("top-k must be at least 1")
+    check_top_k(settings.top_k)
     return settings
 
 

@@ -22,7 +22,7 @@ class Document:
     title: str
     text: str  # normalised text
     sha256: str  # of the raw file bytes
-    kind: str = "txt"  # txt, md, html, pdf
+    kind: str = "txt"  # the loader kind: txt, md, html, pdf, docx, pptx, xlsx, csv, epub, ipynb
 
 
 @dataclass

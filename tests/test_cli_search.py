@@ -115,6 +115,7 @@ def test_search_for_nothing_is_one_line_exit_2(tmp_path, query):
         ["search", "Who introduced GANs?", "--bogus"],
         ["search", "Who introduced GANs?", "--mode", "fuzzy"],
         ["search", "Who introduced GANs?", "--top-k", "many"],
+        ["search", "Who introduced GANs?", "--top-k", "1000000"],
         ["ingest", "--no-such-flag"],
         ["frobnicate"],
         [],
@@ -123,6 +124,7 @@ def test_search_for_nothing_is_one_line_exit_2(tmp_path, query):
         "unknown-option",
         "bad-mode",
         "bad-top-k",
+        "top-k-past-the-bound",
         "ingest-unknown-option",
         "unknown-command",
         "no-command",
@@ -132,3 +134,16 @@ def test_bad_options_are_one_line_exit_2(tmp_path, args):
     data = tmp_path / "data"
     assert_one_line_error(rag(*args, data_dir=data), 2)
     assert not (data / "index").exists()  # rejected before anything was opened
+
+
+def test_top_k_is_bounded_for_every_caller(make_app, corpus_copy):
+    """The API, the MCP tools and llama-index pass top-k as an argument, not a setting: the app
+    bounds it where the search starts, before the index is opened."""
+    from rag.errors import BadInput
+    from rag.settings import MAX_TOP_K
+
+    app = make_app(corpus=corpus_copy)
+    for bad in (0, MAX_TOP_K + 1, 10**9):
+        with pytest.raises(BadInput, match="top-k must be between"):
+            app.search("Who introduced GANs?", top_k=bad)
+    assert "store" not in app.__dict__

@@ -61,7 +61,7 @@ def test_find_files_walks_folders_and_names_sources_from_the_root(tmp_path):
         "a.md",
         "sub/c.html",
         "sub/deeper/d.pdf",
-        "notes.docx",
+        "notes.odt",
         ".hidden.txt",
         ".git/e.txt",
     ]:
@@ -78,10 +78,10 @@ def test_find_files_walks_folders_and_names_sources_from_the_root(tmp_path):
 
 
 def test_a_single_unsupported_file_is_skipped_with_a_reason(tmp_path):
-    path = _write(tmp_path / "report.docx", "x")
+    path = _write(tmp_path / "report.odt", "x")
     files, skipped = find_files([path])
     assert files == []
-    assert skipped == [("report.docx", "unsupported file type .docx")]
+    assert skipped == [("report.odt", "unsupported file type .odt")]
 
 
 def test_a_directory_symlink_loop_does_not_hang_the_walk(tmp_path):

@@ -10,9 +10,10 @@ import tempfile
 import unicodedata
 from pathlib import Path
 
+from rag.app import supported_extensions
 from rag.errors import BadInput
 
-ALLOWED = (".txt", ".md", ".html", ".htm", ".pdf")
+ALLOWED = supported_extensions()  # what the loaders read, so the page accepts no less
 MAX_NAME = 100
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -62,7 +63,7 @@ def plan_uploads(files: list[tuple[Path, str]], max_mb: int) -> list[tuple[Path,
     """(temporary path, name the user gave) → (temporary path, safe name), every file checked
     before any is written, so a bad file in a batch leaves the corpus untouched."""
     if not files:
-        raise BadInput("no file chosen", "pick one or more .txt, .md, .html or .pdf files")
+        raise BadInput("no file chosen", f"pick one or more {', '.join(ALLOWED)} files")
     planned, seen = [], set()
     for path, name in files:
         safe = safe_name(name)
