@@ -30,7 +30,7 @@ import zipfile
 from datetime import datetime, time
 from pathlib import Path
 
-from rag.loaders import SkipFile, decode_text, html_to_text
+from rag.readers import SkipFile, decode_text, html_to_text
 
 MAX_EXPANDED_BYTES = 500 * 1024 * 1024  # what a zipped format may unpack to (zip bombs)
 NEEDS_EXTRA = 'needs the "formats" extra: pip install "rag[formats]"'
