@@ -86,14 +86,23 @@ def ingest(
     if rebuild:
         report.rebuilt = "asked for (--rebuild)"
     elif stored is not None:
-        changed = [k for k, v in wanted_without_dim.items() if k != "dim" and stored.get(k) != v]
+        changed = [
+            k
+            for k, v in wanted_without_dim.items()
+            if k != "dim"
+            and stored.get(k) != v
+            # Unset, the BM25 length is the index's own measurement, not a wish to compare.
+            and not (k == "bm25_avg_len" and v is None)
+        ]
         if changed:
             report.rebuilt = "index settings changed (" + ", ".join(changed) + ")"
+    config = stored
     if report.rebuilt or stored is None:
         store.drop()
         dim = dense().dim
         store.ensure_collections(dim)
-        store.write_config(index_config(settings, dim))
+        config = index_config(settings, dim)
+        store.write_config(config)
 
     files, skipped = find_files([Path(p) for p in paths])
     report.skipped.extend(skipped)
@@ -168,8 +177,18 @@ def ingest(
             # The stat taken before reading: the file may vanish before the batch is written.
             yield found, entry, passages, doc.sha256, st
 
-    for batch in batches(chunked(), lambda item: len(item[2])):
-        _write_batch(store, batch, dense, sparse, report)
+    avg_len = config.get("bm25_avg_len")
+    items: Iterable[tuple] = chunked()
+    if avg_len is None and todo:
+        # A new index measures its corpus's passage length over every passage before the
+        # first is written (the first files alone are no fair sample of a manual); later
+        # runs keep that figure, so old and new passages are weighed alike.
+        items = list(items)
+        avg_len = sparse().average_length([p.search_text for item in items for p in item[2]])
+        if avg_len is not None:
+            store.write_config(dict(config, bm25_avg_len=avg_len))
+    for batch in batches(items, lambda item: len(item[2])):
+        _write_batch(store, batch, dense, sparse, avg_len, report)
         done += len(batch)
         if progress:
             progress(done, total, batch[-1][0].source)
@@ -179,7 +198,7 @@ def ingest(
     return report
 
 
-def _write_batch(store: Store, batch, dense, sparse, report: IngestReport) -> None:
+def _write_batch(store: Store, batch, dense, sparse, avg_len: float, report: IngestReport) -> None:
     # 1. Record intent, so a kill from here on is repaired by the next run.
     plans = []
     for found, entry, passages, sha, st in batch:
@@ -237,7 +256,7 @@ def _write_batch(store: Store, batch, dense, sparse, report: IngestReport) -> No
         order = list(new)
         texts = [new_passages[pid].search_text for pid in order]
         vectors = dense().encode(texts)
-        sparse_vecs = sparse().encode(texts)
+        sparse_vecs = sparse().encode(texts, avg_len)
         store.upsert(zip(order, vectors, sparse_vecs, (new[pid] for pid in order)))
     if merged:
         store.set_payloads(merged)

@@ -9,14 +9,17 @@ import hashlib
 import re
 import unicodedata
 
-# Mojibake of UTF-8 punctuation read through a Greek code page (cp1253), as found in the
-# guides: the three-byte curly quotes and dashes (E2 80 xx) collapsed into a lone "β", and the
-# two-byte middle dot (C2 B7) into "Β·".
+# Mojibake of UTF-8 punctuation read through a Greek code page (cp1253): the three-byte curly
+# quotes and dashes (E2 80 xx) collapsed into a lone "β", and the two-byte middle dot (C2 B7)
+# into "Β·". The lost bytes cannot be decoded back (ftfy needs them), so the repair reads the
+# shapes only punctuation takes: a contraction ("Letβs"), a pair of quotes on one line, a dash
+# between two words. A β anywhere else ("β1 = 0.9", "β-VAE") is the letter and stays.
 _GREEK_LETTERS = re.compile(r"[\u0370-\u03ff]")
 _CONTRACTION = re.compile(r"(?<=[A-Za-z])β(?=(?:s|t|re|ll|d|ve|m)\b)")
-_OPEN_QUOTE = re.compile(r"(?:(?<=^)|(?<=[\s(\[]))β(?=\w)", re.M)
-_CLOSE_QUOTE = re.compile(r"(?<=[\w.,!?])β(?=[\s.,;:!?)\]]|$)", re.M)
-_DASH = re.compile(r"(?<=\w)β(?=\w)")
+_QUOTE_PAIR = re.compile(
+    r"(?:(?<=^)|(?<=[\s(\[]))β(?=[A-Za-z])([^β\n]*?[A-Za-z.,!?])β(?=[\s.,;:!?)\]]|$)", re.M
+)
+_DASH = re.compile(r"(?<=[A-Za-z])β(?=[A-Za-z])")
 
 # Classic UTF-8-read-as-cp1252 mojibake.
 _CP1252_MOJIBAKE = {
@@ -54,9 +57,8 @@ def repair_encoding(text: str) -> str:
         if stray:
             text = text.replace("Β·", "·")
             text = _CONTRACTION.sub("’", text)
-            text = _OPEN_QUOTE.sub("“", text)
-            text = _CLOSE_QUOTE.sub("”", text)
-            text = _DASH.sub("—", text)
+            text = _DASH.sub("—", text)  # before the quotes, so that one pass is final
+            text = _QUOTE_PAIR.sub(r"“\1”", text)
     if "â€" in text or "Ã" in text or "Â" in text:
         for bad, good in _CP1252_MOJIBAKE.items():
             text = text.replace(bad, good)
@@ -77,9 +79,21 @@ def normalise(text: str) -> str:
     return text.strip() + "\n"
 
 
+# Characters that carry meaning in code, formulas and names ("C++", "C#", "a != b", "x <= 1"):
+# a run of punctuation holding one of them is kept; other punctuation is prose and folds away.
+_SYMBOLS = set("+#=<>&|*/%^~@$\\")
+_PUNCT_RUN = re.compile(r"[^\w\s]+")
+
+
+def _fold_punct(match: re.Match) -> str:
+    run = match.group(0)
+    return f" {run} " if _SYMBOLS.intersection(run) else " "
+
+
 def dedup_key(text: str) -> str:
-    """Passages equal up to case, punctuation and whitespace share this key."""
-    folded = re.sub(r"[\W_]+", " ", text.lower()).strip()
+    """Passages equal up to case, prose punctuation and whitespace share this key; symbols
+    that change the meaning (operators, "C++" against "C#") keep passages apart."""
+    folded = " ".join(_PUNCT_RUN.sub(_fold_punct, text.casefold()).split())
     return hashlib.sha1(folded.encode("utf-8")).hexdigest()
 
 

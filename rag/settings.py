@@ -45,8 +45,9 @@ class Settings:
     # Chunking: the token budget of a prose passage and how many sentences overlap.
     chunk_tokens: int = 120  # in the embedding model's tokens (rag/tokens.py, rag/chunking.py)
     chunk_overlap: int = 1
-    # BM25 length normalisation: the typical passage length in tokens.
-    bm25_avg_len: float = 40.0
+    # BM25 length normalisation: the typical passage length in BM25 tokens. Unset, it is
+    # measured from the passages when the index is built and kept with the index.
+    bm25_avg_len: float | None = None
     # Retrieval
     mode: str = "hybrid"
     top_k: int = 5
@@ -127,7 +128,7 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
                 out[name] = Path(value).expanduser()
             elif kind == "int":
                 out[name] = int(value)
-            elif kind == "float":
+            elif kind in ("float", "float | None"):
                 out[name] = float(value)
             elif kind == "bool":
                 out[name] = (

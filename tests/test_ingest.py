@@ -310,6 +310,50 @@ def test_changed_chunk_setting_rebuilds_the_index(indexed, make_app, dense_encod
     assert (again.rebuilt, again.added, again.unchanged_files) == ("", 0, 3)
 
 
+def test_bm25_length_is_measured_from_the_corpus_and_kept(indexed, make_app, tmp_path):
+    from rag.embedding import SparseEncoder
+
+    files, _ = find_files([indexed.corpus])
+    texts = [p.search_text for f in files for p in chunk_document(load(f))]
+    measured = indexed.app.store.read_config()["bm25_avg_len"]
+    assert measured == SparseEncoder().average_length(texts)
+    assert 10 < measured < 60  # BM25 tokens of a 120-token passage, stop words left out
+    # Another file later is weighed by the same figure, not a new one.
+    extra = indexed.corpus / "notes.txt"
+    extra.write_text("A very long note. " * 80, "utf-8")
+    report = indexed.app.ingest([indexed.corpus])
+    assert report.added > 0 and not report.rebuilt
+    assert indexed.app.store.read_config()["bm25_avg_len"] == measured
+
+
+def test_a_bm25_length_given_in_the_settings_wins_and_a_change_rebuilds(indexed, make_app):
+    indexed.app.close()
+    app = make_app(data_dir=indexed.data, corpus=indexed.corpus, bm25_avg_len=80)
+    report = app.ingest([indexed.corpus])
+    assert "bm25_avg_len" in report.rebuilt
+    assert app.store.read_config()["bm25_avg_len"] == 80
+
+
+def test_symbols_keep_passages_apart(make_app, tmp_path):
+    folder = tmp_path / "lang"
+    folder.mkdir()
+    (folder / "cpp.txt").write_text("C++ compiles templates ahead of time.\n", "utf-8")
+    (folder / "csharp.txt").write_text("C# compiles templates ahead of time.\n", "utf-8")
+    (folder / "ne.txt").write_text("The loop runs while a != b holds.\n", "utf-8")
+    (folder / "eq.txt").write_text("The loop runs while a == b holds.\n", "utf-8")
+    (folder / "ne-copy.txt").write_text("the loop runs while a != b holds\n", "utf-8")
+    app = make_app()
+    report = app.ingest([folder])
+    by_text = {p["text"]: sorted(p["sources"]) for p in points(app).values()}
+    assert by_text == {
+        "C# compiles templates ahead of time.": ["lang/csharp.txt"],
+        "C++ compiles templates ahead of time.": ["lang/cpp.txt"],
+        "the loop runs while a != b holds": ["lang/ne-copy.txt", "lang/ne.txt"],
+        "The loop runs while a == b holds.": ["lang/eq.txt"],
+    }
+    assert report.duplicates == 1  # the copy differs only in case and a full stop
+
+
 # --- bad input -----------------------------------------------------------------------------
 
 

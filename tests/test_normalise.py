@@ -194,5 +194,24 @@ def test_dedup_key_ignores_case_punctuation_and_whitespace():
     )
 
 
+@pytest.mark.parametrize(
+    "one, other",
+    [
+        ("C++ compiles templates ahead of time.", "C# compiles templates ahead of time."),
+        ("Loop while a != b.", "Loop while a == b."),
+        ("Keep x <= 1 here.", "Keep x >= 1 here."),
+        ("Set β1 = 0.9 and β2 = 0.999.", "Set α1 = 0.9 and α2 = 0.999."),
+        ("Use a && b.", "Use a || b."),
+        ("snake_case names", "snake case names"),
+    ],
+)
+def test_symbols_that_change_the_meaning_survive_normalisation_and_dedup(one, other):
+    for text in (one, other):
+        assert normalise(text + "\n") == text + "\n"
+    assert dedup_key(one) != dedup_key(other)
+    # ... while the prose around them still folds.
+    assert dedup_key(one) == dedup_key("  " + one.upper().replace(".", " ") + "\n")
+
+
 def test_collapse_ws():
     assert collapse_ws("  a\tb\n\n c  ") == "a b c"
