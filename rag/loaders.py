@@ -72,22 +72,33 @@ def find_files(roots: list[Path]) -> tuple[list[FoundFile], list[tuple[str, str]
             if path.is_symlink() and not path.exists():
                 skipped.append((source, "broken or looping symlink"))
                 continue
+            if path != root and not path.resolve().is_relative_to(root.resolve()):
+                # A link in a shared folder must not pull in /etc/passwd or another
+                # user's files: only a file named on the command line may live elsewhere.
+                skipped.append((source, "symlink to a file outside the folder (not followed)"))
+                continue
             found.setdefault(path, FoundFile(path, source))
     return sorted(found.values(), key=lambda f: f.source), skipped
 
 
 def load(found: FoundFile) -> Document:
     """Read, decode, convert and normalise one file. Raises SkipFile."""
+    too_big = SkipFile(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
     try:
-        raw = found.path.read_bytes()
+        # The size is checked before reading, and the read stops past the limit (the file may
+        # grow in between): an oversized file never sits whole in memory.
+        if found.path.stat().st_size > MAX_FILE_BYTES:
+            raise too_big
+        with found.path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise SkipFile("file disappeared while reading") from None
     except OSError as exc:
         raise SkipFile(f"unreadable ({exc.strerror or exc})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise too_big
     if not raw.strip():
         raise SkipFile("empty file")
-    if len(raw) > MAX_FILE_BYTES:
-        raise SkipFile(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
     kind = SUPPORTED[found.path.suffix.lower()]
     if kind == "pdf":
         text, title = read_pdf(raw)

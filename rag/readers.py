@@ -90,6 +90,7 @@ def read_pdf(raw: bytes) -> tuple[str, str]:
     import logging
 
     from pypdf import PdfReader
+    from pypdf.errors import LimitReachedError
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
@@ -108,6 +109,11 @@ def read_pdf(raw: bytes) -> tuple[str, str]:
             title = str(reader.metadata.title)
     except SkipFile:
         raise
+    except LimitReachedError:
+        # pypdf (pinned >= 6.21) bounds what one stream may decompress to.
+        raise SkipFile(
+            "a PDF stream decompresses past the safe limit (a decompression bomb?)"
+        ) from None
     except Exception as exc:
         raise SkipFile(f"corrupt PDF ({type(exc).__name__})") from None
     return "\n\n".join(pages), title

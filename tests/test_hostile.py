@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from pdfs import make_pdf
 
 from rag.app import RagApp
 from rag.errors import BadInput
+from rag.loaders import MAX_FILE_BYTES
 from rag.policy import REFUSAL, REFUSAL_INJECTION
 from rag.prompt import SYSTEM_PROMPT
 from rag.question import MAX_QUESTION_CHARS
@@ -49,6 +51,7 @@ HTML_WORD = "Wobbegong"
 OWNER_PDF_WORD = "Pangolinet"
 SCRIPT_WORD = "Snarfblat"  # only inside <script>
 STYLE_WORD = "Grimbleshank"  # only inside <style>
+SECRET_WORD = "Zanzibarium"  # only in a file outside the folder, reached by a symlink
 
 
 # --- building the hostile folder -------------------------------------------------------------
@@ -63,6 +66,28 @@ def encrypted_pdf(lines: list[str], user_password: str) -> bytes:
     buf = io.BytesIO()
     writer.write(buf)
     return buf.getvalue()
+
+
+def bomb_pdf(inflated: int) -> bytes:
+    """A one-page PDF whose content stream is `inflated` bytes of spaces, deflated."""
+    comp = zlib.compress(b"BT /F1 12 Tf 72 720 Td (Hello) Tj ET\n" + b" " * inflated, 9)
+    objs = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(comp) + comp + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out, offsets = b"%PDF-1.4\n", []
+    for i, obj in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + obj + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    return out
 
 
 def guide_paragraphs() -> list[str]:
@@ -145,6 +170,18 @@ def build_hostile_folder(folder: Path) -> dict[str, str]:
     bad[name("dangling.txt")] = "broken or looping symlink"
     (folder / "sub").mkdir()
     os.symlink("..", folder / "sub" / "up")
+    # a link out of the folder, to a file the folder's owner never meant to share
+    secret = folder.parent / "outside-secret.txt"
+    secret.write_text(f"The {SECRET_WORD} passphrase opens the vault.\n", "utf-8")
+    os.symlink(secret, folder / "passwords.txt")
+    bad[name("passwords.txt")] = "symlink to a file outside the folder"
+    # a PDF whose one content stream inflates to 120 MB from a few hundred kilobytes
+    (folder / "bomb.pdf").write_bytes(bomb_pdf(120_000_000))
+    bad[name("bomb.pdf")] = "a PDF stream decompresses past the safe limit"
+    # past the size limit (sparse on disk): refused from its size, never read whole
+    with open(folder / "huge.txt", "wb") as handle:
+        handle.truncate(MAX_FILE_BYTES + 1)
+    bad[name("huge.txt")] = "larger than 50 MB"
 
     # the good ones
     (folder / "latin1.txt").write_bytes(
@@ -247,6 +284,11 @@ def test_good_files_among_bad_ones_are_searchable(hostile, name):
     hits = hostile["app"].search(f"What is the {word}?", top_k=5)
     found = [h for h in hits if h.source == f"hostile/{name}" and word in h.text]
     assert found, [(h.source, h.text[:80]) for h in hits]
+
+
+def test_nothing_outside_the_folder_is_indexed(hostile):
+    texts = [p["text"] for p in all_payloads(hostile["app"])]
+    assert not any(SECRET_WORD in t for t in texts)
 
 
 def test_decoded_text_is_stored_correctly(hostile):
