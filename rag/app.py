@@ -157,6 +157,12 @@ class RagApp:
         return History(self.settings.db_path)
 
     @cached_property
+    def accounts(self):
+        from rag.accounts import Accounts
+
+        return Accounts(self.settings.accounts_path)
+
+    @cached_property
     def retriever(self):
         from rag.retrieve import Retriever
 
@@ -169,6 +175,8 @@ class RagApp:
             self.store.close()
         if "history" in self.__dict__:
             self.history.close()
+        if "accounts" in self.__dict__:
+            self.accounts.close()
 
     # -- operations -----------------------------------------------------------------------
     def ingest(

@@ -11,6 +11,7 @@ from rag.cli_app import app_for, on_event, open_backend
 from rag.cli_eval import cmd_eval
 from rag.cli_parser import build_parser
 from rag.cli_servers import cmd_mcp, cmd_serve, cmd_ui
+from rag.cli_users import cmd_users
 from rag.errors import RagError
 from rag.settings import load_settings
 
@@ -222,6 +223,7 @@ COMMANDS = {
     "ask": cmd_ask,
     "chat": cmd_chat,
     "sources": cmd_sources,
+    "users": cmd_users,
 }
 
 if __name__ == "__main__":

@@ -247,6 +247,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="JSONL file (default: stdout)")
     _common(p)
 
+    p = sub.add_parser(
+        "users",
+        help="manage the page's accounts: add NAME [--admin], passwd NAME, remove NAME, list",
+        description="Accounts for rag ui. A reader asks and sees their own conversations; an "
+        "admin also adds and removes documents. The password is asked twice at a terminal, or "
+        "read from the first line of stdin.",
+    )
+    p.add_argument("action", choices=["add", "passwd", "remove", "list"])
+    p.add_argument("name", nargs="?")
+    p.add_argument("--admin", action="store_true", help="with add: may change the documents")
+    p.add_argument("--json", action="store_true", help="with list")
+    _common(p)
+
     p = sub.add_parser("sources", help="list the indexed documents")
     p.add_argument("--json", action="store_true")
     _common(p)

@@ -1,5 +1,8 @@
 """load → normalise → chunk → embed → store, incremental by content hash.
 
+Over 300 lines, on purpose: deciding what changed, writing it and undoing a half-finished
+run are one job, correct only together.
+
 Crash safety: before a file's passages are written, its manifest entry records them as
 `pending_ids`; only after they are stored and the file's stale passages are detached does the
 entry become final. Passage ids are derived from the passage's content, so a re-run after a

@@ -83,7 +83,8 @@ class Settings:
     judge_citations: bool = False
     judge_threshold: float = 0.59
     # UI
-    ui_auth: str = ""  # "user:password"
+    ui_auth: str = ""  # "user:password": one shared login (an admin); `rag users` is better
+    ui_session_hours: float = 12.0  # a page login lapses this long after it was made
     max_upload_mb: int = 20
     debug: bool = False
 
@@ -105,6 +106,10 @@ class Settings:
     @property
     def db_path(self) -> Path:
         return self.data_dir / "rag.sqlite3"
+
+    @property
+    def accounts_path(self) -> Path:
+        return self.data_dir / "accounts.sqlite3"
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """CLI flags on top: None means the flag was not given."""

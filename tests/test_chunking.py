@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.chunking import _CODE, DEFAULT_BUDGET, chunk_document
+from rag.chunking import DEFAULT_BUDGET, chunk_document
 from rag.loaders import find_files, load
+from rag.packing import CODE_LINE
 from rag.sentences import sentences
 from rag.tokens import token_counter
 from rag.types import Document, Passage
@@ -285,7 +286,7 @@ def test_neighbouring_prose_passages_in_the_guides_overlap_by_a_sentence(docs, c
             last = _sentences(a.text)[-1]
             carried = count_tokens(last)
             closes_section = bool(re.match(r"[A-Z][\w /()-]{0,30}:\s+\S", last.strip()))
-            code = bool(_CODE.match(last))
+            code = bool(CODE_LINE.match(last))
             assert (
                 closes_section
                 or code

@@ -206,11 +206,16 @@ def test_quality_is_the_share_of_supported_sentences():
     assert render.quality({"checks": {}}) is None
 
 
+# No accounts, no shared login: the page is the local user's, who may do everything.
+LOCAL_USER = gr.Request(username=None, session_hash="local")
+
+
 # -- the bind rule ----------------------------------------------------------------------------
 def test_local_bind_needs_no_password():
     assert check_bind("127.0.0.1", None) is None
     assert check_bind("localhost", "") is None
     assert check_bind("0.0.0.0", "alice:s3cret:with:colons") == ("alice", "s3cret:with:colons")
+    assert check_bind("0.0.0.0", None, accounts=2) is None  # accounts sign everyone in
 
 
 @pytest.mark.parametrize(
@@ -332,5 +337,38 @@ def test_adding_a_bad_batch_is_a_one_line_error_and_changes_nothing(small_app, t
     bad.write_text("rm -rf /")
     before = uploads.corpus_files(small_app.settings.corpus)
     with pytest.raises(gr.Error, match=r"cannot add 'evil.sh'"):
-        DocumentHandlers(small_app).add([str(good), str(bad)], progress=lambda *a, **k: None)
+        DocumentHandlers(small_app).add(
+            [str(good), str(bad)], LOCAL_USER, progress=lambda *a, **k: None
+        )
+    assert uploads.corpus_files(small_app.settings.corpus) == before
+
+
+def test_only_an_admin_changes_the_documents(small_app, tmp_path):
+    from rag.accounts import Accounts
+    from rag.ui.access import PageAccess
+    from rag.ui.documents import DocumentHandlers
+
+    accounts = Accounts(tmp_path / "accounts.sqlite3")
+    accounts.add("alice", "alice-password", "admin")
+    accounts.add("bob", "bob-password")
+    docs = DocumentHandlers(small_app, PageAccess(accounts))
+    note = tmp_path / "reader-note.txt"
+    note.write_text("Readers may not add this.\n", "utf-8")
+    before = uploads.corpus_files(small_app.settings.corpus)
+    quiet = {"progress": lambda *a, **k: None}
+    for who in ("bob", None, "mallory"):
+        request = gr.Request(username=who, session_hash="r")
+        with pytest.raises(gr.Error, match="only an admin"):
+            docs.add([str(note)], request, **quiet)
+        with pytest.raises(gr.Error, match="only an admin"):
+            docs.remove(before[0], request, **quiet)
+        shown = docs.controls(request)
+        assert all(u["visible"] is False for u in shown[:4]) and "Only an admin" in shown[4]
+    assert uploads.corpus_files(small_app.settings.corpus) == before
+    admin = gr.Request(username="alice", session_hash="a")
+    assert all(u["visible"] is True for u in docs.controls(admin)[:4])
+    status, *_ = docs.add([str(note)], admin, **quiet)
+    assert "Added reader&#45;note.txt" in status  # escaped for Markdown
+    assert "corpus/reader-note.txt" in small_app.sources()
+    docs.remove("reader-note.txt", admin, **quiet)
     assert uploads.corpus_files(small_app.settings.corpus) == before

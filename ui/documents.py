@@ -10,12 +10,14 @@ import gradio as gr
 
 from rag.app import RagApp
 from rag.ui import render, uploads
+from rag.ui.access import PageAccess
 from rag.ui.chat import user_errors
 
 
 class DocumentHandlers:
-    def __init__(self, app: RagApp):
+    def __init__(self, app: RagApp, access: PageAccess | None = None):
         self.app = app
+        self.access = access or PageAccess()
 
     @property
     def corpus(self) -> Path:
@@ -49,9 +51,22 @@ class DocumentHandlers:
         lines += [f"- skipped {render.esc(p)}: {render.esc(r)}" for p, r in report.skipped]
         return "\n".join(lines)
 
-    def add(self, files: list[str] | None, progress=gr.Progress()):  # noqa: B008 (Gradio's idiom)
+    def controls(self, request: gr.Request):
+        """(upload, add, remove choice, remove, status): shown to admins only."""
+        admin = self.access.role(_name(request)) == "admin"
+        shown = gr.update(visible=admin)
+        note = "" if admin else "Only an admin can add or remove documents."
+        return shown, shown, shown, shown, note
+
+    def add(
+        self,
+        files: list[str] | None,
+        request: gr.Request,
+        progress=gr.Progress(),  # noqa: B008 (Gradio's idiom)
+    ):
         """Check every file (name, type, size), copy them into the corpus folder, index."""
         with user_errors():
+            self.access.require_admin(_name(request))
             given = [(Path(f), Path(f).name) for f in (files or [])]
             planned = uploads.plan_uploads(given, self.app.settings.max_upload_mb)
             stored = []
@@ -62,8 +77,18 @@ class DocumentHandlers:
             status = f"Added {render.esc(', '.join(stored))}.\n\n" + self._reindex(progress)
         return (status, None, *self.refresh())
 
-    def remove(self, name: str | None, progress=gr.Progress()):  # noqa: B008
+    def remove(
+        self,
+        name: str | None,
+        request: gr.Request,
+        progress=gr.Progress(),  # noqa: B008
+    ):
         with user_errors():
+            self.access.require_admin(_name(request))
             uploads.remove_file(self.corpus, name or "")
             status = f"Removed {render.esc(name)}.\n\n" + self._reindex(progress)
         return (status, *self.refresh())
+
+
+def _name(request: gr.Request | None) -> str | None:
+    return getattr(request, "username", None) if request is not None else None

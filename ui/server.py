@@ -20,6 +20,7 @@ import gradio as gr
 from rag.app import RagApp, model_presets
 from rag.errors import BadInput
 from rag.ui import render
+from rag.ui.access import ExpiringSessions, PageAccess
 from rag.ui.chat import ChatHandlers
 from rag.ui.documents import DocumentHandlers
 from rag.ui.style import CSS, theme
@@ -54,14 +55,17 @@ def is_local(host: str) -> bool:
         return False
 
 
-def check_bind(host: str, auth: str | None, share: bool = False) -> tuple[str, str] | None:
-    """The credentials to launch with. Serving beyond this machine needs a password."""
+def check_bind(
+    host: str, auth: str | None, share: bool = False, accounts: int = 0
+) -> tuple[str, str] | None:
+    """The shared login to launch with, if any. Serving beyond this machine needs sign-in:
+    accounts (`rag users add`) or the shared RAG_UI_AUTH login."""
     creds = parse_auth(auth)
-    if creds is None and (share or not is_local(host)):
+    if creds is None and not accounts and (share or not is_local(host)):
         where = "a public share link" if share else f"{host}"
         raise BadInput(
-            f"refusing to serve the UI on {where} without a password (RAG_UI_AUTH is not set)",
-            "set RAG_UI_AUTH=user:password, or keep the default host 127.0.0.1",
+            f"refusing to serve the UI on {where} without sign-in (no accounts, no RAG_UI_AUTH)",
+            "run: rag users add NAME --admin, or keep the default host 127.0.0.1",
         )
     return creds
 
@@ -71,10 +75,11 @@ def _model_choices(current: str) -> list[str]:
     return presets + ([current] if current not in presets else [])
 
 
-def build_ui(app: RagApp) -> gr.Blocks:
+def build_ui(app: RagApp, access: PageAccess | None = None) -> gr.Blocks:
     s = app.settings
+    access = access or PageAccess()
     chat = ChatHandlers(app)
-    docs = DocumentHandlers(app)
+    docs = DocumentHandlers(app, access)
     private = {"api_visibility": "private"}
 
     with gr.Blocks(title="rag: ask your documents", analytics_enabled=False) as demo:
@@ -223,6 +228,9 @@ def build_ui(app: RagApp) -> gr.Blocks:
             **private,
         )
         demo.load(docs.refresh, None, doc_outputs, **private)
+        # Readers see the documents but not the controls that change them (the handlers
+        # check the role again: hiding a button is no permission).
+        demo.load(docs.controls, None, [files, add_btn, remove_dd, remove_btn, status], **private)
         demo.load(chat.conversation_choices, None, conv_dd, **private)
 
         # The API: plain functions, in the same line as the page's questions.
@@ -245,7 +253,11 @@ def start(
     the index is empty, launch; returns at once. The API listens on 127.0.0.1 whatever `host`
     is: it is how `rag ask` and the other commands reach the index this process owns, and it is
     stopped with the page (`demo.close()`)."""
-    creds = check_bind(host, auth or app.settings.ui_auth, share)
+    accounts = app.accounts if app.settings.accounts_path.exists() else None
+    creds = check_bind(
+        host, auth or app.settings.ui_auth, share, accounts=len(accounts) if accounts else 0
+    )
+    access = PageAccess(accounts, creds)
     served = None
     if api:
         from rag.server import ApiServer
@@ -255,12 +267,12 @@ def start(
         report = app.ensure_index()
         if report is not None and not quiet:
             sys.stderr.write(f"indexed the corpus: {report.summary()}\n")
-        demo = build_ui(app)
+        demo = build_ui(app, access)
         demo.queue(default_concurrency_limit=4, max_size=256)
         demo.launch(
             server_name=host,
             server_port=port,
-            auth=creds,
+            auth=access.check if access.enabled else None,
             share=share,
             prevent_thread_lock=True,
             theme=theme(),
@@ -268,8 +280,13 @@ def start(
             max_file_size=app.settings.max_upload_mb * 1024 * 1024,
             footer_links=["api"],
             quiet=quiet,
-            auth_message="Sign in to ask the documents." if creds else None,
+            auth_message="Sign in to ask the documents." if access.enabled else None,
         )
+        if access.enabled:
+            # Logins lapse, and end when the account is removed (Gradio's own tokens never do).
+            demo.server_app.tokens = ExpiringSessions(
+                app.settings.ui_session_hours * 3600, access.still_valid
+            )
     except BaseException:
         if served is not None:
             served.close()
@@ -306,7 +323,8 @@ def serve(
     api_port: int = 0,
 ) -> None:
     """Serve the page (and the API) until interrupted. Binding anywhere but this machine needs
-    auth ("user:password", from the argument or RAG_UI_AUTH); without it this raises BadInput."""
+    sign-in: accounts (`rag users`) or a shared "user:password" (the argument or RAG_UI_AUTH);
+    without either this raises BadInput."""
     demo = start(app, host, port, auth, share, api_port=api_port)
     try:
         demo.block_thread()

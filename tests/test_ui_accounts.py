@@ -1,0 +1,178 @@
+"""Two accounts on one page, in a real browser (headless Chromium via Playwright) against a real
+server: an admin and a reader, each in their own browser context. Neither sees the other's
+conversations; the reader cannot change the documents, the admin can; a session lapses and a
+removed account is signed out. The model is SmolLM2 with short answers: this is about who sees
+what, not about answer quality (tests/test_ui_e2e.py has the default model)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from helpers import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+ANSWER_WAIT_MS = 120_000
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+FINISHED = (
+    "#rag-chat .rag-answer:not(:has(.rag-typing)), #rag-chat .rag-refusal, #rag-chat .rag-error"
+)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, dense_encoder):
+    from rag.accounts import Accounts
+    from rag.app import RagApp
+    from rag.settings import load_settings
+    from rag.ui.server import start
+
+    root = tmp_path_factory.mktemp("ui-accounts")
+    shutil.copytree(ROOT / "corpus", root / "corpus")
+    settings = load_settings(
+        env={},
+        data_dir=root / "data",
+        corpus=root / "corpus",
+        llm="smollm2-135m",
+        max_tokens=32,
+        threads=1,
+    )
+    accounts = Accounts(settings.accounts_path)
+    accounts.add("alice", "alice-password", "admin")
+    accounts.add("bob", "bob-password")
+    accounts.close()
+    app = RagApp(settings, dense_encoder=dense_encoder)
+    port = free_port()
+    demo = start(app, host="127.0.0.1", port=port, quiet=True)
+    yield {"url": f"http://127.0.0.1:{port}", "app": app, "root": root, "demo": demo}
+    demo.close()
+    app.close()
+
+
+@pytest.fixture
+def browser():
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run make test, or apt-get install chromium"
+    from playwright import sync_api
+
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--headless", "--disable-gpu"]
+        )
+        yield b
+        b.close()
+
+
+def _login(browser, url: str, name: str, password: str):
+    page = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
+    page.goto(url)
+    page.locator("input[type=password]").wait_for(timeout=30_000)
+    page.locator("input[data-testid=textbox]").fill(name)
+    page.locator("input[type=password]").fill(password)
+    page.get_by_role("button", name="Login").click()
+    page.wait_for_selector("#rag-question textarea", timeout=30_000)
+    return page
+
+
+def _ask(page, question: str) -> None:
+    done_before = page.locator(FINISHED).count()
+    page.fill("#rag-question textarea", question)
+    page.click("#rag-ask")
+    page.locator(FINISHED).nth(done_before).wait_for(timeout=ANSWER_WAIT_MS)
+
+
+def _conversation_titles(page) -> list[str]:
+    page.reload()
+    page.wait_for_selector("#rag-question textarea", timeout=30_000)
+    page.click("#rag-convs input")
+    options = page.locator("[data-testid=dropdown-option]")
+    try:
+        options.first.wait_for(timeout=5_000)
+    except Exception:
+        return []
+    titles = options.all_inner_texts()
+    page.keyboard.press("Escape")
+    return titles
+
+
+def _signed_out(page) -> bool:
+    page.reload()
+    page.locator("input[type=password], #rag-question textarea").first.wait_for(timeout=30_000)
+    return page.locator("input[type=password]").count() == 1
+
+
+def test_a_wrong_password_is_refused(server, browser):
+    page = browser.new_context().new_page()
+    page.goto(server["url"])
+    page.locator("input[data-testid=textbox]").fill("alice")
+    page.locator("input[type=password]").fill("bob-password")
+    page.get_by_role("button", name="Login").click()
+    page.get_by_text("Incorrect credentials").wait_for(timeout=10_000)
+    assert page.locator("#rag-question textarea").count() == 0
+
+
+def test_two_accounts_see_only_their_own_and_only_the_admin_changes_documents(
+    server, browser, tmp_path
+):
+    alice = _login(browser, server["url"], "alice", "alice-password")
+    bob = _login(browser, server["url"], "bob", "bob-password")
+    _ask(alice, "Who introduced GANs?")
+    _ask(bob, "What does LSTM stand for?")
+
+    alice_sees = _conversation_titles(alice)
+    bob_sees = _conversation_titles(bob)
+    assert any(t.startswith("Who introduced GANs?") for t in alice_sees), alice_sees
+    assert not any(t.startswith("What does LSTM") for t in alice_sees), alice_sees
+    assert any(t.startswith("What does LSTM stand for?") for t in bob_sees), bob_sees
+    assert not any(t.startswith("Who introduced GANs?") for t in bob_sees), bob_sees
+    owners = {c["title"]: c for c in server["app"].history.conversations(user_id="alice")}
+    assert list(owners) == ["Who introduced GANs?"]
+
+    # The reader sees the documents, not the controls that change them.
+    bob.get_by_role("tab", name="Documents").click()
+    bob.locator("#rag-docs").get_by_text("corpus/types-of-generative-models.txt").wait_for(
+        timeout=10_000
+    )
+    bob.locator("#rag-doc-status").get_by_text("Only an admin").wait_for(timeout=10_000)
+    for control in ("#rag-upload", "#rag-add", "#rag-remove"):
+        assert not bob.locator(control).is_visible(), control
+
+    # The admin adds a document from the page.
+    doc = tmp_path / "Harbor notes.txt"
+    doc.write_text("Harbor Sync keeps seven daily snapshots by default.\n", "utf-8")
+    alice.get_by_role("tab", name="Documents").click()
+    alice.locator("#rag-upload input[type=file]").set_input_files(str(doc))
+    alice.locator("#rag-upload [data-testid=download-link]").first.wait_for(timeout=30_000)
+    alice.click("#rag-add")
+    alice.locator("#rag-doc-status").get_by_text("Index updated").wait_for(timeout=120_000)
+    assert "corpus/Harbor_notes.txt" in server["app"].sources()
+
+
+def test_a_session_lapses_and_a_removed_account_is_signed_out(server, browser):
+    from rag.accounts import Accounts
+
+    sessions = server["demo"].server_app.tokens
+    alice = _login(browser, server["url"], "alice", "alice-password")
+    bob = _login(browser, server["url"], "bob", "bob-password")
+    assert not _signed_out(bob)
+
+    # Removing an account ends its sessions at the next request, not at their expiry.
+    accounts = Accounts(server["app"].settings.accounts_path)
+    accounts.remove("bob")
+    accounts.close()
+    assert _signed_out(bob)
+    assert not _signed_out(alice)
+
+    # A session lapses once its lifetime (RAG_UI_SESSION_HOURS) has passed.
+    ttl = sessions.ttl_s
+    sessions.ttl_s = 1.0
+    try:
+        time.sleep(1.5)
+        assert _signed_out(alice)
+    finally:
+        sessions.ttl_s = ttl
+    again = _login(browser, server["url"], "alice", "alice-password")
+    assert not _signed_out(again)
