@@ -151,6 +151,7 @@ class Stats:
         self.errors: list[str] = []
         self.unfinished = 0
         self.started = 0
+        self.places: dict[int, list[int]] = {}  # user → their place in line, per question
 
     def ok(self, seconds: float) -> None:
         with self.lock:
@@ -159,6 +160,10 @@ class Stats:
     def error(self, message: str) -> None:
         with self.lock:
             self.errors.append(message[:300])
+
+    def place(self, user: int, place: int) -> None:
+        with self.lock:
+            self.places.setdefault(user, []).append(place)
 
     def cut(self) -> None:
         with self.lock:
@@ -190,6 +195,7 @@ def user(
         job = None
         try:
             job = client.submit(question, api_name="/chat")
+            stats.place(n, wait_in_line(job, hard_stop))
             answer = job.result(timeout=max(1.0, hard_stop - time.monotonic()))
         except TimeoutError:
             if job is not None:
@@ -206,6 +212,22 @@ def user(
             stats.error(f"{question!r}: empty answer {answer!r}")
             continue
         stats.ok(time.monotonic() - t0)
+
+
+def wait_in_line(job, hard_stop: float) -> int:
+    """Follow a submitted question until the model takes it; returns the place in line it was
+    first given by the server's queue (1 = next; 0 = it never had to wait)."""
+    from gradio_client.utils import Status
+
+    first = 0
+    while time.monotonic() < hard_stop and not job.done():
+        status = job.status()
+        if status.code == Status.IN_QUEUE and status.rank is not None and not first:
+            first = status.rank + 1
+        if status.code in (Status.PROCESSING, Status.ITERATING, Status.FINISHED):
+            break
+        time.sleep(0.2)
+    return first
 
 
 def mb(n: int | None) -> float | None:
@@ -360,6 +382,11 @@ def run(args: argparse.Namespace) -> dict:
             if rss_start and rss_end
             else None,
         },
+        "queue_place": {
+            "p50": percentile([p for ps in stats.places.values() for p in ps], 50) or 0,
+            "max": max((p for ps in stats.places.values() for p in ps), default=0),
+            "by_user": {str(u): ps for u, ps in sorted(stats.places.items())},
+        },
         "server_alive_at_end": server_alive,
         "server_pid": pid,
     }
@@ -379,6 +406,8 @@ def summary(r: dict) -> str:
         f"errors      {r['errors']}" + ("  (goal: 0)" if r["errors"] else ""),
         f"unfinished  {r['unfinished']}  (still waiting when the run ended; cancelled)",
         f"latency     p50 {lat['p50']} s   p95 {lat['p95']} s   max {lat['max']} s",
+        f"queue place p50 {r['queue_place']['p50']}   max {r['queue_place']['max']}   "
+        "(1 = next in line; per user in the JSON)",
         f"server RSS  {rss['start']} MB after warm-up -> {rss['end']} MB at the end"
         + (f"  ({rss['growth_pct']:+.1f} %)" if rss["growth_pct"] is not None else "  (unknown)"),
     ]

@@ -83,7 +83,7 @@ class Answerer:
             )
 
         asked = standalone or question
-        refusal = refusal_before_answer(question, asked, hits, s.min_relevance)
+        refusal = refusal_before_answer(hits, s.min_relevance)
         if refusal is not None:
             text, reason = refusal
             yield Event("sentence", text)

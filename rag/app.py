@@ -69,6 +69,9 @@ class RagApp:
         # llama.cpp context are not safe to share between threads (the UI serves several).
         self._store_lock = threading.RLock()
         self._build_lock = threading.Lock()
+        # One ingest at a time; it takes the store lock per store call only (LockedStore), so
+        # questions keep being answered while it embeds.
+        self._ingest_lock = threading.RLock()
 
     def derive(self, **overrides) -> RagApp:
         """An app with other settings over the same store and the already-loaded models (the
@@ -81,6 +84,7 @@ class RagApp:
         child.__dict__["store"] = self.store
         child._sparse = self.sparse()
         child._store_lock = self._store_lock
+        child._ingest_lock = self._ingest_lock
         child._borrowed = True
         return child
 
@@ -195,8 +199,11 @@ class RagApp:
                 from rag.store_edge import remove_damaged
 
                 remove_damaged(self.settings)
-        with self._store_lock:
-            carried = self._legacy_files()
+        from rag.store import LockedStore
+
+        with self._ingest_lock:
+            with self._store_lock:
+                carried = self._legacy_files()
             if carried:
                 roots = [p.resolve() for p in paths]
                 paths += [
@@ -205,7 +212,7 @@ class RagApp:
             report = ingest(
                 paths,
                 self.settings,
-                self.store,
+                LockedStore(self.store, self._store_lock),
                 self.dense,
                 self.sparse,
                 rebuild=rebuild,
@@ -235,18 +242,29 @@ class RagApp:
         with self._store_lock:
             if self.store.count() > 0:
                 return None
-            if self.store.read_manifest():
-                raise CorruptIndex(
-                    f"the index at {self.store.location} is empty "
-                    "but its manifest lists indexed files",
-                    "run: rag ingest --rebuild",
-                )
-            carried = self._legacy_files()
+        # Empty: wait for an ingest under way (a rebuild, the first one) rather than start one.
+        with self._ingest_lock:
+            with self._store_lock:
+                if self.store.count() > 0:
+                    return None
+                if self.store.read_manifest():
+                    raise CorruptIndex(
+                        f"the index at {self.store.location} is empty "
+                        "but its manifest lists indexed files",
+                        "run: rag ingest --rebuild",
+                    )
+                carried = self._legacy_files()
             if carried:
                 from rag.ingest import ingest
+                from rag.store import LockedStore
 
                 report = ingest(
-                    carried, self.settings, self.store, self.dense, self.sparse, progress=progress
+                    carried,
+                    self.settings,
+                    LockedStore(self.store, self._store_lock),
+                    self.dense,
+                    self.sparse,
+                    progress=progress,
                 )
                 self._retire_legacy(report, len(carried))
                 self.notify(report.rebuilt)
@@ -297,11 +315,8 @@ class RagApp:
         if not self.settings.expand_query:
             return ""
         from rag.expansion import ExpansionCache, cache_key, hypothetical_answer
-        from rag.prompt import is_injection
 
         query = clean_question(query)
-        if is_injection(query):
-            return ""
         with self._store_lock:
             best = self.retriever.search(
                 query, "dense", 1, sources=sources, kinds=kinds, expansion=""
@@ -334,7 +349,6 @@ class RagApp:
         With a conversation, a follow-up is first rewritten into a standalone question, and
         both turns are stored."""
         from rag.answer import Answerer
-        from rag.prompt import is_injection
 
         question = clean_question(question)
         started = time.perf_counter()
@@ -343,9 +357,7 @@ class RagApp:
         standalone = standalone_question(self.llm, question, turns) if turns else question
         mode = mode or self.settings.mode
         expand_started = time.perf_counter()
-        expansion = (
-            "" if is_injection(question) else self.expand(standalone, sources=sources, kinds=kinds)
-        )
+        expansion = self.expand(standalone, sources=sources, kinds=kinds)
         expand_ms = int((time.perf_counter() - expand_started) * 1000)
         hits = self.search(
             standalone, mode=mode, top_k=top_k, sources=sources, kinds=kinds, expansion=expansion

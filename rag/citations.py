@@ -61,7 +61,7 @@ class CitationCheck:
         self, prompt: Prompt, verify: bool, verifier: Verifier, judge: EntailmentJudge | None
     ):
         self.prompt, self.verify, self.verifier, self.judge = prompt, verify, verifier, judge
-        # The judge reads each passage as the answering model was shown it (trimmed, defanged).
+        # The judge reads each passage as the answering model was shown it (trimmed).
         self.shown = dict(enumerate(prompt.shown, 1))
 
     def check(self, sentence: str, cited: list[int], question: str) -> dict:
@@ -77,6 +77,8 @@ class CitationCheck:
             )
         v = self.verifier.check(sentence, cited, question)
         kept, reason = v.kept, v.reason
+        if kept and not self.verifier.about_question(sentence, question):
+            return dict(record, kept=[], verdict="not about the question")
         if self.judge is not None:
             # The lexical pass proposes where the sentence rests (it re-cites by shared
             # words); the model's own reading decides whether it is stated.

@@ -1,19 +1,16 @@
-"""When rag answers and when it says the documents do not: the refusal texts, and the tests
-that lead to them before generation (an instruction to ignore the documents, no passage
-relevant enough) and during it (the model itself declining)."""
+"""When rag answers and when it says the documents do not: the refusal text, and the tests
+that lead to it before generation (no passage relevant enough) and during it (the model
+itself declining). An instruction in the question is no reason of its own: the question is
+answered from the documents like any other, and the answer check keeps only what they state."""
 
 from __future__ import annotations
 
 import re
 
-from rag.prompt import NOT_FOUND, is_injection
+from rag.prompt import NOT_FOUND
 from rag.types import Hit
 
 REFUSAL = "The documents I have do not answer this question, so I won't guess."
-REFUSAL_INJECTION = (
-    "I only answer questions from the indexed documents, "
-    "and I don't follow instructions to ignore them."
-)
 NOTHING_SUPPORTED = "no sentence of the answer is supported by a passage"
 
 # How a small model says it cannot answer when it does not use the exact NOT_FOUND reply.
@@ -33,13 +30,8 @@ def declines(sentence: str) -> bool:
     return NOT_FOUND.lower() in sentence.lower() or bool(_DECLINE_HINTS.search(sentence))
 
 
-def refusal_before_answer(
-    question: str, asked: str, hits: list[Hit], min_relevance: float
-) -> tuple[str, str] | None:
-    """(refusal text, reason) when the question is not to be answered at all, else None.
-    `asked` is the question as rewritten for a follow-up; both are tested for an injection."""
-    if is_injection(question) or is_injection(asked):
-        return REFUSAL_INJECTION, "instruction to ignore the documents"
+def refusal_before_answer(hits: list[Hit], min_relevance: float) -> tuple[str, str] | None:
+    """(refusal text, reason) when the question is not to be answered at all, else None."""
     best = max((h.relevance for h in hits), default=0.0)
     if best < min_relevance:
         return REFUSAL, f"no passage relevant enough (best {best:.2f} < {min_relevance})"

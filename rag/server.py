@@ -81,6 +81,7 @@ class _RequestApp(RagApp):
         self._owner = owner
         self._base = owner.app
         self._store_lock = owner.app._store_lock  # one store, one lock
+        self._ingest_lock = owner.app._ingest_lock
         self._borrowed = True  # close() leaves the server's store open
 
     @property

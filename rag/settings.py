@@ -85,6 +85,7 @@ class Settings:
     # UI
     ui_auth: str = ""  # "user:password": one shared login (an admin); `rag users` is better
     ui_session_hours: float = 12.0  # a page login lapses this long after it was made
+    ui_questions_per_minute: int = 12  # per user of the page or its API; 0: no limit
     max_upload_mb: int = 20
     debug: bool = False
 

@@ -101,3 +101,24 @@ def manifest_from(records: Iterable[tuple[str, dict]]) -> dict[str, dict]:
 def sources_by_name(manifest: dict[str, dict]) -> dict[str, int]:
     """source name → number of passages, from a manifest."""
     return {e["source"]: len(e.get("ids", [])) for e in manifest.values()}
+
+
+class LockedStore:
+    """A store whose every call holds `lock`: how an ingest shares the store with searches.
+    Between two calls (while a batch is being embedded, the slow part) questions are answered
+    from the index as it stands, instead of waiting for the whole ingest."""
+
+    def __init__(self, store, lock):
+        self._store = store
+        self._lock = lock
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._store, name)
+        if not callable(attr):
+            return attr
+
+        def locked(*args, **kwargs):
+            with self._lock:
+                return attr(*args, **kwargs)
+
+        return locked

@@ -1,5 +1,5 @@
-"""Does this passage state this sentence? (Whether the sentence answers the question is not
-judged yet.)
+"""Does this passage state this sentence, and is the sentence about the question?
+(`about_question`: a content term shared with the question, or a meaning not far from it.)
 
 Two judges, measured on the labelled claim set (`rag eval --claims`, eval/claims.md):
 
@@ -34,6 +34,9 @@ _STOP = set(
     "well many much include includes including according passage passages document documents guide "
     "guides".split()
 )
+
+
+ABOUT_QUESTION = 0.12
 
 
 def _stem(word: str) -> str:
@@ -138,6 +141,21 @@ class Verifier:
         if self._passage_vecs is None:
             self._passage_vecs = enc.encode(self._texts)
         return self._passage_vecs @ enc.encode_query(sentence)
+
+    def about_question(self, sentence: str, question: str) -> bool:
+        """Whether the sentence is about what was asked: it shares a content term with the
+        question, or its meaning is not far from it. A supported sentence that is about
+        nothing asked (a planted "reply only with X" word, another topic's line) is no answer.
+        The similarity floor is the gap, on the claim set's dev split, between the supported
+        sentences that share no word with their question (lowest 0.02, next 0.22)."""
+        # "Yes." / "No, …" reply to the question itself: judge what follows the reply.
+        said = self.terms(re.sub(r"^\s*(yes|no)\b[,.!]?", "", sentence, flags=re.I))
+        if not question or not said or said & self.terms(question):
+            return True  # a bare reply, or no question: nothing to judge
+        if self.dense is None:
+            return True
+        enc = self.dense()
+        return float(enc.encode_query(question) @ enc.encode_query(sentence)) >= ABOUT_QUESTION
 
     def check(self, sentence: str, cited: list[int], question: str = "") -> Verdict:
         """Support of one answer sentence by each passage, and by the passages it cites taken

@@ -69,6 +69,17 @@ def test_a_bad_file_in_a_batch_writes_nothing(tmp_path):
     assert not corpus.exists() or not any(corpus.iterdir())
 
 
+def test_too_many_files_at_once_are_refused_before_any_is_written(tmp_path):
+    files = []
+    for i in range(uploads.MAX_FILES + 1):
+        f = tmp_path / f"note-{i}.txt"
+        f.write_text("a note\n")
+        files.append((f, f.name))
+    with pytest.raises(BadInput, match=f"the page takes up to {uploads.MAX_FILES}"):
+        uploads.plan_uploads(files, 20)
+    assert len(uploads.plan_uploads(files[:-1], 20)) == uploads.MAX_FILES
+
+
 def test_uploads_land_in_the_corpus_folder_only(tmp_path):
     src = tmp_path / "in.txt"
     src.write_text("hello")
@@ -278,7 +289,7 @@ def test_the_page_builds_and_exposes_chat(small_app):
 
 def _turn(chat, question: str, session: str, conv=None, msgs=None, turns=None):
     request = gr.Request(username=None, session_hash=session)
-    _, shown, msgs, pending = chat.start_turn(question, msgs or [])
+    _, shown, msgs, pending = chat.start_turn(question, msgs or [], request)
     assert "Waiting for the model" in shown[-1]["content"]
     stream = chat.respond(pending, msgs, conv, turns or {}, "hybrid", 5, [], request)
     first = next(stream)
@@ -320,6 +331,22 @@ def test_sessions_keep_their_own_conversations_and_feedback(small_app):
     assert cid == conv_a and reopened == msgs_a and set(turns) == {1, 3}
 
 
+def test_a_second_question_while_the_first_waits_is_refused_then_admitted(small_app):
+    from rag.ui.chat import ChatHandlers
+
+    chat = ChatHandlers(small_app)
+    request = gr.Request(username=None, session_hash="dddd")
+    other = gr.Request(username=None, session_hash="eeee")
+    _, _, msgs, pending = chat.start_turn("Who introduced GANs?", [], request)
+    with pytest.raises(gr.Error, match="previous question is still being answered"):
+        chat.start_turn("What is a VAE?", msgs, request)
+    chat.start_turn("What is a VAE?", [], other)  # another person keeps their own place
+    chat.limits.release("session-eeee")
+    *_, last = chat.respond(pending, msgs, None, {}, "hybrid", 5, [], request)
+    assert "rag-" in last[0][-1]["content"]  # answered, and the place given back:
+    chat.start_turn("What is a VAE?", [], request)
+
+
 def test_reopening_an_unknown_conversation_is_a_one_line_error(small_app):
     from rag.ui.chat import ChatHandlers
 
@@ -337,9 +364,7 @@ def test_adding_a_bad_batch_is_a_one_line_error_and_changes_nothing(small_app, t
     bad.write_text("rm -rf /")
     before = uploads.corpus_files(small_app.settings.corpus)
     with pytest.raises(gr.Error, match=r"cannot add 'evil.sh'"):
-        DocumentHandlers(small_app).add(
-            [str(good), str(bad)], LOCAL_USER, progress=lambda *a, **k: None
-        )
+        DocumentHandlers(small_app).add([str(good), str(bad)], LOCAL_USER)
     assert uploads.corpus_files(small_app.settings.corpus) == before
 
 
@@ -355,20 +380,25 @@ def test_only_an_admin_changes_the_documents(small_app, tmp_path):
     note = tmp_path / "reader-note.txt"
     note.write_text("Readers may not add this.\n", "utf-8")
     before = uploads.corpus_files(small_app.settings.corpus)
-    quiet = {"progress": lambda *a, **k: None}
     for who in ("bob", None, "mallory"):
         request = gr.Request(username=who, session_hash="r")
         with pytest.raises(gr.Error, match="only an admin"):
-            docs.add([str(note)], request, **quiet)
+            docs.add([str(note)], request)
         with pytest.raises(gr.Error, match="only an admin"):
-            docs.remove(before[0], request, **quiet)
+            docs.remove(before[0], request)
         shown = docs.controls(request)
         assert all(u["visible"] is False for u in shown[:4]) and "Only an admin" in shown[4]
     assert uploads.corpus_files(small_app.settings.corpus) == before
     admin = gr.Request(username="alice", session_hash="a")
     assert all(u["visible"] is True for u in docs.controls(admin)[:4])
-    status, *_ = docs.add([str(note)], admin, **quiet)
+    status, *_, note_shown = docs.add([str(note)], admin)
     assert "Added reader&#45;note.txt" in status  # escaped for Markdown
+    assert "Indexing in the background" in status and note_shown.startswith("Added")
+    assert docs.indexer.wait(120)
     assert "corpus/reader-note.txt" in small_app.sources()
-    docs.remove("reader-note.txt", admin, **quiet)
+    status, *_ = docs.tick(0, note_shown)
+    assert status.startswith("Added reader") and "Index updated: " in status
+    docs.remove("reader-note.txt", admin)
+    assert docs.indexer.wait(120)
     assert uploads.corpus_files(small_app.settings.corpus) == before
+    assert "corpus/reader-note.txt" not in small_app.sources()

@@ -7,6 +7,7 @@ what, not about answer quality (tests/test_ui_e2e.py has the default model)."""
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -149,8 +150,117 @@ def test_two_accounts_see_only_their_own_and_only_the_admin_changes_documents(
     alice.click("#rag-add")
     alice.locator("#rag-doc-status").get_by_text("Index updated").wait_for(timeout=120_000)
     assert "corpus/Harbor_notes.txt" in server["app"].sources()
+    hits = server["app"].search("How many daily snapshots does Harbor Sync keep?", top_k=3)
+    assert hits[0].source == "corpus/Harbor_notes.txt"
 
 
+def _login_cookies(url: str, name: str, password: str) -> str:
+    import httpx
+
+    r = httpx.post(f"{url}/login", data={"username": name, "password": password}, timeout=30)
+    assert r.status_code == 200, r.text
+    return "; ".join(f"{k}={v}" for k, v in r.cookies.items())
+
+
+def _stream_upload(url: str, cookie: str, size: int, chunk: int = 1 << 20) -> tuple[int, int, str]:
+    """POST a `size`-byte file to the page's upload endpoint a chunk at a time, stopping as
+    soon as the server answers. Returns (status, bytes sent, response text)."""
+    import select
+    import socket
+    from urllib.parse import urlparse
+
+    boundary = "raguploadboundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+        f'filename="big.txt"\r\nContent-Type: text/plain\r\n\r\n'
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    where = urlparse(url)
+    sock = socket.create_connection((where.hostname, where.port), timeout=60)
+    sock.sendall(
+        (
+            f"POST /gradio_api/upload HTTP/1.1\r\nHost: {where.netloc}\r\nCookie: {cookie}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+            f"Content-Length: {len(head) + size + len(tail)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        + head
+    )
+    sent, block = 0, b"The same line of a very large upload.\n" * (chunk // 38 + 1)
+    try:
+        while sent < size:
+            if select.select([sock], [], [], 0)[0]:
+                break  # the server has answered: it read no further
+            piece = block[: min(chunk, size - sent)]
+            sock.sendall(piece)
+            sent += len(piece)
+            time.sleep(0.01)
+        else:
+            sock.sendall(tail)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # closed on us mid-body: refused
+    response = b""
+    try:
+        while chunk_in := sock.recv(65536):
+            response += chunk_in
+    except (ConnectionResetError, TimeoutError):
+        pass
+    sock.close()
+    status = int(response.split(b" ", 2)[1]) if response.startswith(b"HTTP/") else 0
+    return status, sent, response.decode("utf-8", "replace")
+
+
+def test_a_50_mb_upload_is_refused_while_it_streams_and_chats_go_on(server, tmp_path):
+    from gradio_client import Client
+
+    limit = server["app"].settings.max_upload_mb * 1024 * 1024
+    stop = threading.Event()
+    answers: dict[str, list[float]] = {"alice": [], "bob": []}
+    errors: list[str] = []
+    upload_started = [0.0]
+
+    def chat(name: str, password: str) -> None:
+        client = Client(server["url"], auth=(name, password), verbose=False)
+        while not stop.is_set():
+            try:
+                answer = client.predict("Who introduced GANs?", api_name="/chat")
+                assert isinstance(answer, str) and answer.strip()
+                answers[name].append(time.monotonic())
+            except Exception as exc:  # noqa: BLE001 (reported below)
+                errors.append(f"{name}: {type(exc).__name__}: {exc}")
+                return
+
+    users = [
+        threading.Thread(target=chat, args=("alice", "alice-password")),
+        threading.Thread(target=chat, args=("bob", "bob-password")),
+    ]
+    for t in users:
+        t.start()
+    try:
+        cookie = _login_cookies(server["url"], "alice", "alice-password")
+        upload_started[0] = time.monotonic()
+        status, sent, text = _stream_upload(server["url"], cookie, 50 * 1024 * 1024)
+        # Both keep getting answers after the upload began.
+        deadline = time.monotonic() + 180
+        while (
+            time.monotonic() < deadline
+            and not errors
+            and not all(any(t > upload_started[0] for t in got) for got in answers.values())
+        ):
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in users:
+            t.join(240)
+    print(f"50 MB upload refused after {sent / 2**20:.1f} MB sent (limit {limit / 2**20:.0f} MB)")
+    assert not errors, errors
+    assert status == 413, text[-300:]
+    assert "maximum allowed size" in text
+    assert limit < sent < 50 * 1024 * 1024, sent  # refused past the limit, before the end
+    for name, got in answers.items():
+        assert any(t > upload_started[0] for t in got), name
+
+
+# Last: it removes an account.
 def test_a_session_lapses_and_a_removed_account_is_signed_out(server, browser):
     from rag.accounts import Accounts
 

@@ -17,6 +17,7 @@ import gradio as gr
 from rag.app import RagApp
 from rag.errors import BadInput, RagError
 from rag.ui import render
+from rag.ui.limits import QuestionLimits
 
 WAITING = "Waiting for the model…"
 READING = "Searching the guides…"
@@ -47,14 +48,18 @@ def _owner_filter(request: gr.Request | None) -> str | None:
 class ChatHandlers:
     def __init__(self, app: RagApp):
         self.app = app
+        self.limits = QuestionLimits(app.settings.ui_questions_per_minute)
 
     # -- asking ------------------------------------------------------------------------
-    def start_turn(self, question: str, msgs: list[dict]):
+    def start_turn(self, question: str, msgs: list[dict], request: gr.Request):
         """Runs outside the queue: show the question and a waiting note at once, so a
-        question that has to wait for the model says so."""
+        question that has to wait for the model says so. Takes the asker's one place in line
+        (QuestionLimits), which `respond` gives back."""
         question = (question or "").strip()
         if not question:
             return gr.skip(), gr.skip(), gr.skip(), ""
+        with user_errors():
+            self.limits.admit(user_id(request))
         msgs = [
             *msgs,
             {"role": "user", "content": render.render_user(question)},
@@ -78,6 +83,12 @@ class ChatHandlers:
         if not question:
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
+        try:
+            yield from self._respond(question, msgs, conv, turns, mode, top_k, guides, request)
+        finally:
+            self.limits.release(user_id(request))
+
+    def _respond(self, question, msgs, conv, turns, mode, top_k, guides, request):
         turns = dict(turns)
         idx = len(msgs) - 1
 
@@ -213,14 +224,27 @@ class ChatHandlers:
         return [], [], None, {}, render.passages_html([])
 
     # -- the API -----------------------------------------------------------------------
-    def api_chat(self, message: str) -> str:
+    def api_chat(self, message: str, request: gr.Request) -> str:
         """Answer one question from the documents. Returns the answer text with its [n]
         citation markers (the refusal sentence when the documents do not answer)."""
-        with user_errors():
+        with user_errors(), self._limited(request):
             return self.app.ask(message).answer
 
-    def api_ask(self, question: str, mode: str = "hybrid", top_k: int = 5) -> dict:
+    def api_ask(
+        self, question: str, request: gr.Request, mode: str = "hybrid", top_k: int = 5
+    ) -> dict:
         """Answer one question; returns the `rag ask --json` object (answer, abstained,
         citations with their passages, retrieved passages, model, timings)."""
-        with user_errors():
+        with user_errors(), self._limited(request):
             return self.app.ask(question, mode=mode or None, top_k=int(top_k) or None).to_json()
+
+    @contextmanager
+    def _limited(self, request: gr.Request | None) -> Iterator[None]:
+        """The API's calls count against the same per-user limits (checked when the call
+        reaches the model's line: the API has no earlier moment)."""
+        who = user_id(request)
+        self.limits.admit(who)
+        try:
+            yield
+        finally:
+            self.limits.release(who)

@@ -1,6 +1,7 @@
 """The Documents tab: add files to the corpus folder and index them, list what is indexed,
 remove a document. Indexing always runs over the whole corpus folder, so documents keep the
-same source names as `rag ingest` gives them and a removed file leaves the index too."""
+same source names as `rag ingest` gives them and a removed file leaves the index too; it runs
+in the background (rag/ui/indexing.py) and the page polls its progress."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from rag.app import RagApp
 from rag.ui import render, uploads
 from rag.ui.access import PageAccess
 from rag.ui.chat import user_errors
+from rag.ui.indexing import BackgroundIndexer
 
 
 class DocumentHandlers:
     def __init__(self, app: RagApp, access: PageAccess | None = None):
         self.app = app
         self.access = access or PageAccess()
+        self.indexer = BackgroundIndexer(app, self.corpus)
 
     @property
     def corpus(self) -> Path:
@@ -40,16 +43,37 @@ class DocumentHandlers:
             summary,
         )
 
-    def _reindex(self, progress: gr.Progress) -> str:
-        progress(0, desc="Indexing…")
+    def _started(self, done: str) -> tuple[str, str]:
+        """(status, note): what this page did, and that the index follows in the background."""
+        self.indexer.request()
+        return (
+            f"{done}\n\nIndexing in the background; questions are answered from the index "
+            "as it was until it finishes.",
+            done,
+        )
 
-        def step(done: int, total: int, source: str) -> None:
-            progress((done, max(total, 1)), desc=f"Indexing {source[-60:]}")
-
-        report = self.app.ingest([self.corpus], progress=step)
-        lines = [f"Index updated: {render.esc(report.summary())}."]
-        lines += [f"- skipped {render.esc(p)}: {render.esc(r)}" for p, r in report.skipped]
-        return "\n".join(lines)
+    def tick(self, seen_runs: int, note: str):
+        """Every second: the indexing progress, and the lists once a run has finished.
+        (status, table, guides, remove choice, summary, seen runs)."""
+        state = self.indexer.state
+        skip = (gr.skip(),) * 4
+        if state.running:
+            where = (
+                f" {state.done}/{state.total}: {render.esc(state.source[-60:])}"
+                if state.total
+                else ""
+            )
+            status = f"{note}\n\nIndexing{where}…" if note else f"Indexing{where}…"
+            return (status, *skip, seen_runs)
+        if state.runs == seen_runs:
+            return (gr.skip(), *skip, seen_runs)
+        if state.error:
+            lines = [f"Indexing stopped: {render.esc(state.error)}"]
+        else:
+            lines = [f"Index updated: {render.esc(state.last)}."]
+        lines += [f"- skipped {render.esc(p)}: {render.esc(r)}" for p, r in state.skipped]
+        status = "\n".join(lines)
+        return (f"{note}\n\n{status}" if note else status, *self.refresh(), state.runs)
 
     def controls(self, request: gr.Request):
         """(upload, add, remove choice, remove, status): shown to admins only."""
@@ -58,12 +82,7 @@ class DocumentHandlers:
         note = "" if admin else "Only an admin can add or remove documents."
         return shown, shown, shown, shown, note
 
-    def add(
-        self,
-        files: list[str] | None,
-        request: gr.Request,
-        progress=gr.Progress(),  # noqa: B008 (Gradio's idiom)
-    ):
+    def add(self, files: list[str] | None, request: gr.Request):
         """Check every file (name, type, size), copy them into the corpus folder, index."""
         with user_errors():
             self.access.require_admin(_name(request))
@@ -74,20 +93,15 @@ class DocumentHandlers:
                 existed = (self.corpus / safe).exists()
                 uploads.store_upload(src, safe, self.corpus)
                 stored.append(f"{safe} (replaced)" if existed else safe)
-            status = f"Added {render.esc(', '.join(stored))}.\n\n" + self._reindex(progress)
-        return (status, None, *self.refresh())
+            status, note = self._started(f"Added {render.esc(', '.join(stored))}.")
+        return (status, None, *self.refresh(), note)
 
-    def remove(
-        self,
-        name: str | None,
-        request: gr.Request,
-        progress=gr.Progress(),  # noqa: B008
-    ):
+    def remove(self, name: str | None, request: gr.Request):
         with user_errors():
             self.access.require_admin(_name(request))
             uploads.remove_file(self.corpus, name or "")
-            status = f"Removed {render.esc(name)}.\n\n" + self._reindex(progress)
-        return (status, *self.refresh())
+            status, note = self._started(f"Removed {render.esc(name)}.")
+        return (status, *self.refresh(), note)
 
 
 def _name(request: gr.Request | None) -> str | None:

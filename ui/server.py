@@ -193,7 +193,7 @@ def build_ui(app: RagApp, access: PageAccess | None = None) -> gr.Blocks:
         for trigger in (box.submit, ask_btn.click):
             trigger(
                 chat.start_turn, [box, msgs], [box, chatbot, msgs, pending], queue=False, **private
-            ).then(
+            ).success(  # not when start_turn refused the question (the limits)
                 chat.respond,
                 [pending, msgs, conv, turns, mode, top_k, guides],
                 [chatbot, msgs, conv, turns, passages],
@@ -211,20 +211,31 @@ def build_ui(app: RagApp, access: PageAccess | None = None) -> gr.Blocks:
         )
 
         doc_outputs = [table, guides, remove_dd, summary]
+        doc_note = gr.State("")  # this page's last change, shown with the indexing progress
+        seen_runs = gr.State(0)  # finished indexing runs this page has shown
+        # Adding and removing return at once; the index follows in the background, outside
+        # the model's line, and a timer shows its progress.
         add_btn.click(
             docs.add,
             [files],
-            [status, files, *doc_outputs],
-            concurrency_id="index",
+            [status, files, *doc_outputs, doc_note],
+            concurrency_id="documents",
             concurrency_limit=1,
             **private,
         )
         remove_btn.click(
             docs.remove,
             [remove_dd],
-            [status, *doc_outputs],
-            concurrency_id="index",
+            [status, *doc_outputs, doc_note],
+            concurrency_id="documents",
             concurrency_limit=1,
+            **private,
+        )
+        gr.Timer(1.0).tick(
+            docs.tick,
+            [seen_runs, doc_note],
+            [status, *doc_outputs, seen_runs],
+            queue=False,
             **private,
         )
         demo.load(docs.refresh, None, doc_outputs, **private)

@@ -15,6 +15,7 @@ from rag.errors import BadInput
 
 ALLOWED = supported_extensions()  # what the loaders read, so the page accepts no less
 MAX_NAME = 100
+MAX_FILES = 50  # per upload: a folder's worth; more is `rag ingest`'s job
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -64,6 +65,11 @@ def plan_uploads(files: list[tuple[Path, str]], max_mb: int) -> list[tuple[Path,
     before any is written, so a bad file in a batch leaves the corpus untouched."""
     if not files:
         raise BadInput("no file chosen", f"pick one or more {', '.join(ALLOWED)} files")
+    if len(files) > MAX_FILES:
+        raise BadInput(
+            f"{len(files)} files at once; the page takes up to {MAX_FILES}",
+            "add them in smaller batches, or run: rag ingest FOLDER",
+        )
     planned, seen = [], set()
     for path, name in files:
         safe = safe_name(name)
