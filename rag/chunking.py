@@ -49,6 +49,10 @@ def _is_table_line(line: str) -> bool:
     return line.count("\t") >= 2 or (line.count("\t") == 1 and not line.endswith("\t"))
 
 
+def _tab_cells(line: str) -> list[str]:
+    return [_clean_cell(c) for c in line.rstrip("\t").split("\t")]
+
+
 def _pipe_cells(line: str) -> list[str]:
     return [_clean_cell(c) for c in line.strip().strip("|").split("|")]
 
@@ -108,6 +112,18 @@ def chunk_document(
             search_text=f"{lead}\n{search or text}" if lead else (search or text),
         )
 
+    def table(header: list[str], rows: list[Line], cells_of, strip_lead: bool) -> None:
+        """One passage per row, searched as "column: value" pairs under the header."""
+        ctx = f"{context()}\nTable columns: {' | '.join(header)}"
+        for row in rows:
+            cells = cells_of(row.text)
+            readable = "; ".join(
+                f"{h}: {c}" if h else c for h, c in zip(header + [""] * len(cells), cells) if c
+            )
+            lead = len(row.text) - len(row.text.lstrip()) if strip_lead else 0
+            end = row.start + len(row.text.rstrip())
+            passages.append(passage(row.start + lead, end, "table_row", ctx, readable))
+
     def flush_prose() -> None:
         if prose:
             for start, end, kind in pack(doc.text, prose, budget, overlap, count_tokens):
@@ -143,42 +159,22 @@ def chunk_document(
         ):
             flush_prose()
             header = _pipe_cells(line.text)
-            ctx = f"{context()}\nTable columns: {' | '.join(header)}"
             i += 2
+            rows = []
             while i < len(lines) and _PIPE_ROW.match(lines[i].text):
-                row = lines[i]
-                cells = _pipe_cells(row.text)
-                readable = "; ".join(
-                    f"{h}: {c}" if h else c for h, c in zip(header + [""] * len(cells), cells) if c
-                )
-                lead = len(row.text) - len(row.text.lstrip())
-                passages.append(
-                    passage(
-                        row.start + lead,
-                        row.start + len(row.text.rstrip()),
-                        "table_row",
-                        ctx,
-                        readable,
-                    )
-                )
+                rows.append(lines[i])
                 i += 1
+            table(header, rows, _pipe_cells, strip_lead=True)
             continue
         if _is_table_line(line.text) and i + 1 < len(lines) and _is_table_line(lines[i + 1].text):
             flush_prose()
-            header = [_clean_cell(c) for c in line.text.rstrip("\t").split("\t")]
-            ctx = f"{context()}\nTable columns: {' | '.join(header)}"
+            header = _tab_cells(line.text)
             i += 1
+            rows = []
             while i < len(lines) and _is_table_line(lines[i].text):
-                row = lines[i]
-                cells = [_clean_cell(c) for c in row.text.rstrip("\t").split("\t")]
-                readable = "; ".join(
-                    f"{h}: {c}" if h else c for h, c in zip(header + [""] * len(cells), cells) if c
-                )
-                stripped = row.text.rstrip()
-                passages.append(
-                    passage(row.start, row.start + len(stripped), "table_row", ctx, readable)
-                )
+                rows.append(lines[i])
                 i += 1
+            table(header, rows, _tab_cells, strip_lead=False)
             continue
         # A run of at least four one-sentence lines is a list: one passage per item.
         run = i

@@ -20,7 +20,6 @@ import shutil
 import subprocess
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import pytest
@@ -66,28 +65,6 @@ def encrypted_pdf(lines: list[str], user_password: str) -> bytes:
     buf = io.BytesIO()
     writer.write(buf)
     return buf.getvalue()
-
-
-def bomb_pdf(inflated: int) -> bytes:
-    """A one-page PDF whose content stream is `inflated` bytes of spaces, deflated."""
-    comp = zlib.compress(b"BT /F1 12 Tf 72 720 Td (Hello) Tj ET\n" + b" " * inflated, 9)
-    objs = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(comp) + comp + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out, offsets = b"%PDF-1.4\n", []
-    for i, obj in enumerate(objs, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % i + obj + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
-    return out
 
 
 def guide_paragraphs() -> list[str]:
@@ -176,7 +153,7 @@ def build_hostile_folder(folder: Path) -> dict[str, str]:
     os.symlink(secret, folder / "passwords.txt")
     bad[name("passwords.txt")] = "symlink to a file outside the folder"
     # a PDF whose one content stream inflates to 120 MB from a few hundred kilobytes
-    (folder / "bomb.pdf").write_bytes(bomb_pdf(120_000_000))
+    (folder / "bomb.pdf").write_bytes(make_pdf(["Hello"], inflated_padding=120_000_000))
     bad[name("bomb.pdf")] = "a PDF stream decompresses past the safe limit"
     # past the size limit (sparse on disk): refused from its size, never read whole
     with open(folder / "huge.txt", "wb") as handle:
