@@ -117,3 +117,28 @@ def make_answer_app(tmp_path, dense_encoder, judge_contexts):
     yield build
     for app in apps:
         app.close()
+
+
+# The page's browser tests (tests/test_ui_e2e.py, tests/test_ui_accounts.py): Debian's Chromium.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def browser():
+    # A missing browser fails these tests, never skips them: `make test` installs it.
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run make test, or apt-get install chromium"
+    from playwright import sync_api
+
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()

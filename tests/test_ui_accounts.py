@@ -15,7 +15,6 @@ import pytest
 from helpers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
 ANSWER_WAIT_MS = 120_000
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -52,19 +51,6 @@ def server(tmp_path_factory, dense_encoder):
     yield {"url": f"http://127.0.0.1:{port}", "app": app, "root": root, "demo": demo}
     demo.close()
     app.close()
-
-
-@pytest.fixture
-def browser():
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run make test, or apt-get install chromium"
-    from playwright import sync_api
-
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox", "--headless", "--disable-gpu"]
-        )
-        yield b
-        b.close()
 
 
 def _login(browser, url: str, name: str, password: str):

@@ -21,16 +21,6 @@ import pytest
 from helpers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 DOCS_SHOT = ROOT / "docs" / "screenshot.png"
 ANSWER_WAIT_MS = 180_000  # the default model on 2 busy cores
 # Read at import: the suite's autouse fixture clears RAG_* variables before each test.
@@ -65,18 +55,6 @@ def server(tmp_path_factory, dense_encoder):
     yield {"url": f"http://127.0.0.1:{port}", "app": app, "root": root}
     demo.close()
     app.close()
-
-
-@pytest.fixture
-def browser():
-    # A missing browser fails these tests, never skips them: `make test` installs it.
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run make test, or apt-get install chromium"
-    from playwright import sync_api
-
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 FINISHED = (
