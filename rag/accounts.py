@@ -121,6 +121,15 @@ class Accounts:
             return False
         return hmac.compare_digest(_hash(password or "", row[0]), row[1])
 
+    def stored_name(self, name: str | None) -> str | None:
+        """The name as the account was made ("Alice" for a login typed "ALICE"): what
+        conversations are filed under, so the way a name is typed does not split them."""
+        if not name:
+            return None
+        with self._lock:
+            row = self.db.execute("SELECT name FROM users WHERE name=?", (name.strip(),)).fetchone()
+        return row[0] if row else None
+
     def role(self, name: str | None) -> str | None:
         if not name:
             return None

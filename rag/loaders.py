@@ -51,6 +51,7 @@ def find_files(roots: list[Path]) -> tuple[list[FoundFile], list[tuple[str, str]
     skipped: list[tuple[str, str]] = []
     for root in roots:
         root = Path(os.path.abspath(root))
+        real_root = root.resolve()
         if root.is_file():
             candidates = [root]
             base = root.parent
@@ -72,7 +73,7 @@ def find_files(roots: list[Path]) -> tuple[list[FoundFile], list[tuple[str, str]
             if path.is_symlink() and not path.exists():
                 skipped.append((source, "broken or looping symlink"))
                 continue
-            if path != root and not path.resolve().is_relative_to(root.resolve()):
+            if path != root and not path.resolve().is_relative_to(real_root):
                 # A link in a shared folder must not pull in /etc/passwd or another
                 # user's files: only a file named on the command line may live elsewhere.
                 skipped.append((source, "symlink to a file outside the folder (not followed)"))

@@ -1,5 +1,4 @@
 """Does this passage state this sentence, and is the sentence about the question?
-(`about_question`: a content term shared with the question, or a meaning not far from it.)
 
 Two judges, measured on the labelled claim set (`rag eval --claims`, eval/claims.md):
 
@@ -7,10 +6,9 @@ Two judges, measured on the labelled claim set (`rag eval --claims`, eval/claims
   similarity. Fast, and blind to meaning: "faster" and "slower" share every other word, and
   "not" is a stop word. It serves as a first pass that re-cites a sentence to the passage that
   shares its words.
-- `EntailmentJudge`: the local LLM is asked, with a few worked examples, whether the cited
-  passage states the sentence. Its verdict is read from the next-token scores of
-  "yes" against "no", not from free text, so it is one forward pass and a probability that a
-  threshold (chosen on the claim set's dev split) turns into a decision.
+- `EntailmentJudge`: the local LLM is asked, with worked examples, whether the cited passage
+  states the sentence; its verdict is P("yes") against "no" from the next-token scores, one
+  forward pass, a threshold (chosen on the claim set's dev split) making it a decision.
 """
 
 from __future__ import annotations
@@ -131,6 +129,7 @@ class Verifier:
                 ]
             )
         self._passage_vecs = None
+        self._question_vecs: dict[str, np.ndarray] = {}
         self._texts = texts
         self._subject: set[str] = set()
 
@@ -143,10 +142,9 @@ class Verifier:
         return self._passage_vecs @ enc.encode_query(sentence)
 
     def about_question(self, sentence: str, question: str) -> bool:
-        """Whether the sentence is about what was asked: it shares a content term with the
-        question, or its meaning is not far from it. A supported sentence that is about
-        nothing asked (a planted "reply only with X" word, another topic's line) is no answer.
-        The similarity floor is the gap, on the claim set's dev split, between the supported
+        """Whether the sentence shares a content term with the question or its meaning is
+        near it: a supported sentence about nothing asked (a planted "reply only with X") is
+        no answer. The floor is the gap, on the claim set's dev split, between the supported
         sentences that share no word with their question (lowest 0.02, next 0.22)."""
         # "Yes." / "No, …" reply to the question itself: judge what follows the reply.
         said = self.terms(re.sub(r"^\s*(yes|no)\b[,.!]?", "", sentence, flags=re.I))
@@ -155,7 +153,9 @@ class Verifier:
         if self.dense is None:
             return True
         enc = self.dense()
-        return float(enc.encode_query(question) @ enc.encode_query(sentence)) >= ABOUT_QUESTION
+        if question not in self._question_vecs:  # an answer's sentences share one question
+            self._question_vecs[question] = enc.encode_query(question)
+        return float(self._question_vecs[question] @ enc.encode_query(sentence)) >= ABOUT_QUESTION
 
     def check(self, sentence: str, cited: list[int], question: str = "") -> Verdict:
         """Support of one answer sentence by each passage, and by the passages it cites taken

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -44,3 +45,17 @@ def indexed_copy(root: Path, dense_encoder, prepare=None) -> tuple[Path, Path]:
     finally:
         app.close()
     return corpus, data
+
+
+def plumbing_env(data: Path, corpus: Path) -> dict:
+    """The environment of a `rag` child process: no RAG_* of the caller's, this data and
+    corpus folder, and the plumbing model with short answers (these tests are about where
+    the work runs, not what the answer says)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update(
+        RAG_DATA_DIR=str(data),
+        RAG_CORPUS=str(corpus),
+        RAG_LLM="smollm2-135m",
+        RAG_MAX_TOKENS="48",
+    )
+    return env

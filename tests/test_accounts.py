@@ -88,6 +88,25 @@ def test_sessions_lapse_and_end_with_their_account(accounts, monkeypatch):
     assert sessions.get("never-issued") is None
 
 
+def test_a_login_is_known_by_its_account_name_however_it_was_typed(accounts):
+    page = PageAccess(accounts)
+    sessions = ExpiringSessions(60, page.still_valid, page.login_name)
+    sessions["t1"] = "ALICE"
+    sessions["t2"] = " alice"
+    assert sessions.get("t1") == sessions.get("t2") == "alice"  # one owner of her conversations
+    assert accounts.stored_name("Bob") == "bob" and accounts.stored_name("carol") is None
+
+
+def test_lapsed_sessions_are_cleared_at_the_next_login(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr("rag.ui.access.time.monotonic", lambda: clock[0])
+    sessions = ExpiringSessions(60)
+    sessions["old"] = "alice"
+    clock[0] += 61
+    sessions["new"] = "bob"
+    assert dict.keys(sessions) == {"new"} and set(sessions._issued) == {"new"}
+
+
 def test_page_access_rules(accounts):
     open_page = PageAccess()
     assert not open_page.enabled and open_page.role(None) == "admin"  # the one local user

@@ -8,7 +8,6 @@ One server for the module; its stderr goes to a log, its stdout must carry the p
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from anyio.from_thread import start_blocking_portal
-from helpers import CONTRACT_FIELDS
+from helpers import CONTRACT_FIELDS, plumbing_env
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
 from rag.loaders import find_files, load
@@ -31,18 +30,6 @@ CORPUS = ROOT / "corpus"
 SERVER = [sys.executable, "-m", "rag.cli", "mcp"]
 QUESTION = "Who introduced GANs?"
 CALL_TIMEOUT_S = 600
-
-
-def mcp_env(data: Path, corpus: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    # The plumbing model, with short answers, as in test_serve.
-    env.update(
-        RAG_DATA_DIR=str(data),
-        RAG_CORPUS=str(corpus),
-        RAG_LLM="smollm2-135m",
-        RAG_MAX_TOKENS="48",
-    )
-    return env
 
 
 class Client:
@@ -78,7 +65,7 @@ def client(corpus):
             stray.append(message)
 
     params = StdioServerParameters(
-        command=SERVER[0], args=SERVER[1:], env=mcp_env(root / "data", corpus), cwd=str(ROOT)
+        command=SERVER[0], args=SERVER[1:], env=plumbing_env(root / "data", corpus), cwd=str(ROOT)
     )
     with open(log, "w") as errlog, start_blocking_portal() as portal:
         streams = portal.wrap_async_context_manager(stdio_client(params, errlog=errlog))
@@ -194,7 +181,7 @@ def test_bad_input_is_a_tool_error_and_the_server_goes_on(client):
 def _start(tmp_path: Path) -> subprocess.Popen:
     return subprocess.Popen(
         SERVER,
-        env=mcp_env(tmp_path / "data", tmp_path / "corpus"),
+        env=plumbing_env(tmp_path / "data", tmp_path / "corpus"),
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import CONTRACT_FIELDS, free_port, indexed_copy
+from helpers import CONTRACT_FIELDS, free_port, indexed_copy, plumbing_env
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
@@ -32,18 +32,6 @@ START_TIMEOUT_S = 300
 QUESTION = "Who introduced GANs?"
 # No proxy between the tests and a loopback server.
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def rag_env(data: Path, corpus: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    # The plumbing model, with short answers: these tests are about where the work runs.
-    env.update(
-        RAG_DATA_DIR=str(data),
-        RAG_CORPUS=str(corpus),
-        RAG_LLM="smollm2-135m",
-        RAG_MAX_TOKENS="48",
-    )
-    return env
 
 
 def rag(
@@ -56,7 +44,7 @@ def rag(
 ) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "rag.cli", *args],
-        env=rag_env(data, corpus),
+        env=plumbing_env(data, corpus),
         cwd=cwd or ROOT,
         input=stdin,
         capture_output=True,
@@ -86,7 +74,7 @@ def start_server(args: list[str], data: Path, corpus: Path, log: Path) -> subpro
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "rag.cli", *args],
-            env=rag_env(data, corpus),
+            env=plumbing_env(data, corpus),
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,

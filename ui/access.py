@@ -37,6 +37,12 @@ class PageAccess:
             return "admin"
         return self.accounts.role(name) if self.accounts else None
 
+    def login_name(self, name: str) -> str:
+        """The one spelling a login is known by from then on."""
+        if self.shared and name == self.shared[0]:
+            return name
+        return (self.accounts.stored_name(name) if self.accounts else None) or name
+
     def still_valid(self, name: str | None) -> bool:
         return self.role(name) is not None
 
@@ -52,15 +58,21 @@ class ExpiringSessions(dict):
     once when the user is removed. Gradio keeps its tokens in a plain dict on the server app
     and asks it on every request (`get`, `in`); this dict answers those questions with expiry."""
 
-    def __init__(self, ttl_s: float, still_valid=lambda name: True):
+    def __init__(self, ttl_s: float, still_valid=lambda name: True, login_name=lambda n: n):
         super().__init__()
         self.ttl_s = ttl_s
         self.still_valid = still_valid
+        self.login_name = login_name
         self._issued: dict[str, float] = {}
 
     def __setitem__(self, token, name) -> None:
-        self._issued[token] = time.monotonic()
-        super().__setitem__(token, name)
+        # A login: the lapsed sessions of everyone go first, so the table does not grow.
+        now = time.monotonic()
+        for old in [t for t, at in self._issued.items() if now - at > self.ttl_s]:
+            dict.pop(self, old, None)
+            self._issued.pop(old, None)
+        self._issued[token] = now
+        super().__setitem__(token, self.login_name(name))
 
     def _live(self, token) -> bool:
         issued = self._issued.get(token)

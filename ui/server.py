@@ -296,7 +296,7 @@ def start(
         if access.enabled:
             # Logins lapse, and end when the account is removed (Gradio's own tokens never do).
             demo.server_app.tokens = ExpiringSessions(
-                app.settings.ui_session_hours * 3600, access.still_valid
+                app.settings.ui_session_hours * 3600, access.still_valid, access.login_name
             )
     except BaseException:
         if served is not None:
