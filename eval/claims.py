@@ -98,14 +98,18 @@ def passage_hit(passage: str):
 
 
 def lexical_checker(dense=None, sparse=None) -> Callable[[Claim], bool]:
-    """The lexical checker (rag.verify.Verifier): kept when it rests the sentence on the passage."""
+    """The lexical checker as an answer applies it (rag.citations.CitationCheck without the
+    judge): kept when rag.verify.Verifier rests the sentence on the passage, finds no
+    contradiction in it, and the sentence is about the question."""
     from rag.verify import Verifier
 
     terms = (lambda text: set(sparse().encode_query(text)[0])) if sparse else None
 
     def accept(c: Claim) -> bool:
         v = Verifier([passage_hit(c.passage)], dense, terms)
-        return bool(v.check(c.sentence, [1], c.question).kept)
+        return bool(v.check(c.sentence, [1], c.question).kept) and v.about_question(
+            c.sentence, c.question
+        )
 
     return accept
 

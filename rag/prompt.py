@@ -52,20 +52,14 @@ def quoted(text: str) -> str:
 
 def readable(hit: Hit) -> str:
     """A table row is shown as "column: value" pairs so the model knows what each cell is."""
-    if hit.kind == "table_row":
-        match = re.search(r"Table columns: (.+)$", hit.context, re.M)
-        if match:
-            header = [h.strip() for h in match.group(1).split("|")]
-            cells = [
-                re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", c)).strip()
-                for c in hit.text.split("\t")
-            ]
-            if len(cells) > 1 and len(header) > 1:
-                # "Interpretability" / "- GANs: Low" / "- VAEs: Moderate": one value a line,
-                # which small models read far more reliably than a run of cells.
-                return f"{header[0]}: {cells[0]}\n" + "\n".join(
-                    f"- {h}: {c}" for h, c in zip(header[1:], cells[1:]) if c
-                )
+    cells = hit.cells()
+    if cells:
+        (first_column, label), values = cells[0], cells[1:]
+        # "Interpretability" / "- GANs: Low" / "- VAEs: Moderate": one value a line,
+        # which small models read far more reliably than a run of cells.
+        return f"{first_column}: {label}\n" + "\n".join(
+            f"- {h}: {c}" if h else f"- {c}" for h, c in values if c
+        )
     return re.sub(r"[ \t]+", " ", hit.text).strip()
 
 

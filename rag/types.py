@@ -11,6 +11,7 @@ Answer    : what `rag ask` returns; `to_json()` is the contract of `rag ask --js
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 
 from rag.highlights import backing_spans
@@ -64,6 +65,27 @@ class Hit:
     # Filled by the ranker: the passage's similarity to the question (dense cosine), used to
     # decide whether retrieval found anything relevant at all.
     relevance: float = 0.0
+
+    def cells(self) -> list[tuple[str, str]] | None:
+        """A table row as (column, value) pairs under its header (rag/chunking.py keeps the
+        header in the context), the row's label first; None for anything else. Tab-separated
+        and Markdown pipe rows alike."""
+        if self.kind != "table_row":
+            return None
+        match = re.search(r"Table columns: (.+)$", self.context, re.M)
+        if not match:
+            return None
+        header = [h.strip() for h in match.group(1).split("|")]
+        row = self.text.strip()
+        parts = (
+            row.strip("|").split("|")
+            if "\t" not in row and row.startswith("|")
+            else row.split("\t")
+        )
+        cells = [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", c)).strip() for c in parts]
+        if len(cells) < 2 or len(header) < 2:
+            return None
+        return list(zip(header + [""] * (len(cells) - len(header)), cells))
 
     def to_json(self) -> dict:
         return {

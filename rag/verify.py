@@ -19,51 +19,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rag.alignment import conflict
 from rag.sentences import sentences
 from rag.types import Hit
-
-_STOP = set(
-    "a an the and or but if of to in on at by for with from as is are was were be been being it "
-    "its this that these those they them their there which who whom whose what when where why how "
-    "than then so such also can could may might will would should do does did not no nor only own "
-    "same too very just about into over under again further once both each few more most other "
-    "some any all between through during before after above below up down out off has have had "
-    "having i you he she we our your his her my me us one two use used uses using like based often "
-    "well many much include includes including according passage passages document documents guide "
-    "guides".split()
-)
-
+from rag.words import STOP as _STOP
+from rag.words import acronyms, content_words, contract_acronyms
 
 ABOUT_QUESTION = 0.12
-
-
-def _stem(word: str) -> str:
-    for suffix in (
-        "ingly",
-        "ations",
-        "ation",
-        "ities",
-        "ness",
-        "ings",
-        "ing",
-        "ies",
-        "ied",
-        "ers",
-        "er",
-        "ed",
-        "es",
-        "ly",
-        "s",
-    ):
-        if len(word) > len(suffix) + 3 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
-
-
-def content_words(text: str) -> set[str]:
-    return {
-        _stem(w) for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOP and len(w) > 1
-    }
 
 
 def key_terms(sentence: str) -> set[str]:
@@ -129,6 +91,7 @@ class Verifier:
                 ]
             )
         self._passage_vecs = None
+        self._acronyms = acronyms(" ".join(texts))
         self._question_vecs: dict[str, np.ndarray] = {}
         self._texts = texts
         self._subject: set[str] = set()
@@ -161,6 +124,8 @@ class Verifier:
         """Support of one answer sentence by each passage, and by the passages it cites taken
         together (a sentence may join facts from two). Words the sentence only echoes from
         the question prove nothing, so support is measured on the rest: the claim."""
+        shown = sentence
+        sentence = contract_acronyms(sentence, self._acronyms)
         asked = self.terms(question) if question else set()
         words = self.terms(re.sub(r"^\s*yes\b[,.!]?", "", sentence, flags=re.I))
         claim = words - asked
@@ -179,7 +144,20 @@ class Verifier:
         words = words | claim
         n = len(self.hits)
         support = [self._support(claim, words, keys, sentence, [i]) for i in range(n)]
-        v = Verdict(sentence, cited, support)
+        v = Verdict(shown, cited, support)
+        # What the sentence asserts, for the alignment checks: a bare "Yes." asserts the
+        # question.
+        asserted = re.sub(r"^\s*yes\b[,.!]?\s*", "", sentence, flags=re.I)
+        if not re.search(r"\w", asserted):
+            asserted = question
+        contradicted: dict[tuple[int, ...], str] = {}
+
+        def agrees(idx: list[int]) -> bool:
+            reason = conflict(asserted, [self.hits[i] for i in idx], keys)
+            if reason:
+                contradicted[tuple(idx)] = reason
+            return not reason
+
         valid = sorted({c for c in cited if 1 <= c <= n})
         if (
             valid
@@ -187,15 +165,22 @@ class Verifier:
             >= self.min_overlap
         ):
             # Keep the cited passages that contribute to the claim.
-            v.kept = [c for c in valid if claim & self.words[c - 1] or len(valid) == 1] or valid
-            v.reason = "supported"
-            return v
-        ok = [i + 1 for i, sc in enumerate(support) if sc >= self.min_overlap]
+            kept = [c for c in valid if claim & self.words[c - 1] or len(valid) == 1] or valid
+            if agrees([c - 1 for c in kept]):
+                v.kept, v.reason = kept, "supported"
+                return v
+        ok = [
+            i + 1
+            for i, sc in enumerate(support)
+            if sc >= self.min_overlap and (i,) not in contradicted and agrees([i])
+        ]
         if ok:
             v.kept, v.reason = (
                 [max(ok, key=lambda c: support[c - 1])],
                 "moved" if cited else "added",
             )
+        elif contradicted:
+            v.reason = "contradicted: " + next(iter(contradicted.values()))
         else:
             v.reason = "unsupported"
         return v
@@ -243,9 +228,14 @@ class Verifier:
 
 def _mentions(lower_text: str, key: str) -> bool:
     # Whole words only, and not inside code: a number in "max_tokens=100" is not a stated fact.
-    return (
-        re.search(r"(?<![a-z0-9_=])" + re.escape(key) + r"(?![a-z0-9_=])", lower_text) is not None
-    )
+    # A name is the same name in the plural or possessive ("GAN", "GANs", "GAN's").
+    forms = {key}
+    if key.isalpha() and len(key) > 2:
+        forms |= {key + "s", key + "es", key + "'s"}
+        if key.endswith("s"):
+            forms.add(key[:-1])
+    pattern = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
+    return re.search(r"(?<![a-z0-9_=])(?:" + pattern + r")(?![a-z0-9_=])", lower_text) is not None
 
 
 JUDGE_SYSTEM = (

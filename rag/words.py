@@ -1,0 +1,183 @@
+"""Words as the checks compare them: content words (no stop words), stemmed, so that
+"databases" and "database" are one word. Where the index is at hand rag/verify.py takes the
+BM25 analyser's own terms; these are the fallback and the alignment checks' words."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import snowballstemmer
+
+STOP = set(
+    "a an the and or but if of to in on at by for with from as is are was were be been being it "
+    "its this that these those they them their there which who whom whose what when where why how "
+    "than then so such also can could may might will would should do does did not no nor only own "
+    "same too very just about into over under again further once both each few more most other "
+    "some any all between through during before after above below up down out off has have had "
+    "having i you he she we our your his her my me us one two use used uses using like based often "
+    "well many much include includes including according passage passages document documents guide "
+    "guides".split()
+)
+
+_ENGLISH = snowballstemmer.stemmer("english")
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """Snowball's English stemmer, the algorithm of the BM25 analyser's, so that "requires"
+    and "require" or "generators" and "generator" are one word here as in retrieval."""
+    return _ENGLISH.stemWord(word)
+
+
+def content_words(text: str) -> set[str]:
+    return {stem(w) for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in STOP and len(w) > 1}
+
+
+# Gradable opposites: word -> its opposites. A maintained lexicon (WordNet) needs a data
+# download at run time; this list holds the comparisons technical writing makes.
+_PAIRS = [
+    ("fast", "slow"),
+    ("faster", "slower"),
+    ("fastest", "slowest"),
+    ("quick", "slow"),
+    ("quicker", "slower"),
+    ("high", "low"),
+    ("higher", "lower"),
+    ("highest", "lowest"),
+    ("large", "small"),
+    ("larger", "smaller"),
+    ("largest", "smallest"),
+    ("big", "small"),
+    ("bigger", "smaller"),
+    ("more", "less"),
+    ("more", "fewer"),
+    ("most", "least"),
+    ("better", "worse"),
+    ("best", "worst"),
+    ("easy", "hard"),
+    ("easier", "harder"),
+    ("easiest", "hardest"),
+    ("easy", "difficult"),
+    ("simple", "complex"),
+    ("simpler", "complex"),
+    ("strong", "weak"),
+    ("stronger", "weaker"),
+    ("long", "short"),
+    ("longer", "shorter"),
+    ("increase", "decrease"),
+    ("increases", "decreases"),
+    ("increased", "decreased"),
+    ("increasing", "decreasing"),
+    ("before", "after"),
+    ("above", "below"),
+    ("maximum", "minimum"),
+    ("max", "min"),
+    ("first", "last"),
+    ("earlier", "later"),
+    ("early", "late"),
+    ("older", "newer"),
+    ("oldest", "newest"),
+    ("required", "optional"),
+    ("mandatory", "optional"),
+    ("enable", "disable"),
+    ("enables", "disables"),
+    ("enabled", "disabled"),
+    ("true", "false"),
+    ("success", "failure"),
+    ("succeeds", "fails"),
+    ("accept", "reject"),
+    ("accepted", "rejected"),
+    ("include", "exclude"),
+    ("included", "excluded"),
+    ("inside", "outside"),
+    ("internal", "external"),
+    ("upper", "lower"),
+    ("uppercase", "lowercase"),
+    ("set", "unset"),
+    ("stable", "unstable"),
+    ("stability", "instability"),
+    ("sharp", "blurry"),
+    ("sharper", "blurrier"),
+    ("cheap", "expensive"),
+    ("cheaper", "expensive"),
+    ("local", "remote"),
+    ("global", "local"),
+    ("static", "dynamic"),
+    ("explicit", "implicit"),
+    ("explicitly", "implicitly"),
+    ("synchronous", "asynchronous"),
+    ("lossless", "lossy"),
+    ("supervised", "unsupervised"),
+    ("deterministic", "random"),
+    ("always", "never"),
+    ("all", "none"),
+    ("allow", "prevent"),
+    ("allows", "prevents"),
+    ("start", "end"),
+    ("beginning", "end"),
+    ("add", "remove"),
+    ("adds", "removes"),
+    ("added", "removed"),
+    ("lower", "raise"),
+    ("interactive", "noninteractive"),
+    ("same", "different"),
+    ("maximize", "minimize"),
+    ("maximizing", "minimizing"),
+    ("maximise", "minimise"),
+    ("maximising", "minimising"),
+]
+OPPOSITES: dict[str, set[str]] = {}
+for _a, _b in _PAIRS:
+    OPPOSITES.setdefault(_a, set()).add(_b)
+    OPPOSITES.setdefault(_b, set()).add(_a)
+_PREFIXES = ("un", "non", "in", "im")
+# "in"/"im" make opposites of adjectives only ("invalid", "immutable"); elsewhere they are
+# just letters ("inline", "import", "inside").
+_ADJECTIVE = re.compile(r"(able|ible|ive|ent|ant|ect|ete|id|ure|ular|ate|ural)$")
+
+
+def opposite_forms(word: str) -> set[str]:
+    """The words that say the opposite of `word`: its listed opposites and its prefixed or
+    unprefixed form ("stable" / "unstable", "valid" / "invalid")."""
+    out = set(OPPOSITES.get(word, ()))
+    for p in _PREFIXES:
+        negative = word.startswith(p)
+        base = word[len(p) :] if negative else word
+        if len(base) < 4 or base in STOP or base == "less":
+            continue
+        if p in ("in", "im") and not _ADJECTIVE.search(base):
+            continue
+        out.add(base if negative else p + word)
+    return out
+
+
+def acronyms(text: str) -> set[str]:
+    """The acronyms a text uses ("GAN" of "GANs", "PAM", "CR-LF" as "CRLF")."""
+    found = set(re.findall(r"\b([A-Z][A-Z0-9]{1,5})s?\b", text))
+    found |= {a.replace("-", "") for a in re.findall(r"\b[A-Z]{1,3}-[A-Z]{1,3}\b", text)}
+    return found
+
+
+def contract_acronyms(sentence: str, known: set[str]) -> str:
+    """The sentence with an expansion of an acronym the passages use replaced by it:
+    "Generative Adversarial Networks were introduced" is checked as "GANs were introduced",
+    so a faithful spelling-out is not a claim of new words."""
+    if not known:
+        return sentence
+    words = list(re.finditer(r"[A-Za-z]+", sentence))
+    out, last, i = [], 0, 0
+    while i < len(words):
+        for n in range(min(6, len(words) - i), 1, -1):
+            run = words[i : i + n]
+            initials = "".join(w.group(0)[0] for w in run).upper()
+            capitalised = all(w.group(0)[0].isupper() for w in run)
+            joined = all(sentence[a.end() : b.start()] in (" ", "-") for a, b in zip(run, run[1:]))
+            if initials in known and joined and (capitalised or n >= 3):
+                plural = "s" if run[-1].group(0).endswith("s") else ""
+                out.append(sentence[last : run[0].start()] + initials + plural)
+                last, i = run[-1].end(), i + n
+                break
+        else:
+            i += 1
+    return "".join(out) + sentence[last:]

@@ -1,0 +1,186 @@
+"""Contradictions that share every word with their passage (rag/alignment.py), checked as an
+answer checks them: through rag.verify.Verifier with the real BM25 analyser and embedding
+model. Each contradiction has a faithful twin on the same passage that must be kept, so a
+check that simply refused everything fails here."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.alignment import conflict, read
+from rag.embedding import SparseEncoder
+from rag.types import Hit
+from rag.verify import Verifier
+from rag.words import contract_acronyms
+
+
+def passage(text: str, context: str = "Guide", kind: str = "prose") -> Hit:
+    return Hit(
+        id="1",
+        rank=1,
+        score=1.0,
+        text=text,
+        context=context,
+        source="guide.txt",
+        title="Guide",
+        section="",
+        kind=kind,
+        start=0,
+        end=len(text),
+        relevance=0.5,
+    )
+
+
+DIFFUSION = passage(
+    "Diffusion models can be more stable and easier to train than GANs, but often slower "
+    "because they need many denoising steps."
+)
+HEADER = "Guide\nTable columns: Feature | GANs | VAEs | Autoregressive models"
+ROW = passage("Interpretability\tLow\tModerate\tHigh", HEADER, "table_row")
+PIPE_ROW = passage("| Interpretability | Low | Moderate | High |", HEADER, "table_row")
+GAN = passage(
+    "GANs use a dual-network setup: a Generator and a Discriminator. They were introduced by "
+    "Ian Goodfellow in 2014."
+)
+STATUS = passage(
+    "If a command is not found, the child process created to execute it returns a status of "
+    "127. If a command is found but is not executable, the return status is 126."
+)
+ALIASES = passage(
+    "Aliases are expanded when a command is read, not when it is executed. Therefore, an alias "
+    "definition appearing on the same line as another command does not take effect until the "
+    "next line of input is read."
+)
+
+
+@pytest.fixture(scope="module")
+def verifier_for(dense_encoder):
+    sparse = SparseEncoder()
+
+    def terms(text):
+        return set(sparse.encode_query(text)[0])
+
+    return lambda hit: Verifier([hit], lambda: dense_encoder, terms)
+
+
+def verdict(verifier_for, hit, sentence, question):
+    v = verifier_for(hit)
+    return v.check(sentence, [1], question), v
+
+
+@pytest.mark.parametrize(
+    "hit, sentence, question",
+    [
+        (DIFFUSION, "Diffusion models are faster than GANs.", "Are diffusion models fast?"),
+        (DIFFUSION, "GANs are easier to train than diffusion models.", "Which is easier to train?"),
+        (ROW, "GANs have high interpretability.", "How interpretable are GANs?"),
+        (PIPE_ROW, "GANs have high interpretability.", "How interpretable are GANs?"),
+        (GAN, "GANs do not use a Discriminator.", "Do GANs use a discriminator?"),
+        (STATUS, "A command that is not found returns status 126.", "What does bash return?"),
+    ],
+    ids=[
+        "opposite comparative",
+        "comparison turned round",
+        "wrong table cell",
+        "wrong cell of a Markdown row",
+        "negation",
+        "number bound to the other condition",
+    ],
+)
+def test_a_contradicted_sentence_is_dropped(verifier_for, hit, sentence, question):
+    v, _ = verdict(verifier_for, hit, sentence, question)
+    assert v.kept == [] and v.reason.startswith("contradicted"), v.reason
+
+
+@pytest.mark.parametrize(
+    "hit, sentence, question",
+    [
+        (DIFFUSION, "Diffusion models are often slower than GANs.", "Are diffusion models fast?"),
+        (DIFFUSION, "Diffusion models are easier to train than GANs.", "Which is easier to train?"),
+        (ROW, "VAEs have moderate interpretability.", "How interpretable are VAEs?"),
+        (PIPE_ROW, "GANs have low interpretability.", "How interpretable are GANs?"),
+        (
+            GAN,
+            "The two networks in a GAN are the Generator and the Discriminator.",
+            "What are the two networks in a GAN?",
+        ),
+        (
+            GAN,
+            "Generative Adversarial Networks were introduced by Ian Goodfellow in 2014.",
+            "Who introduced GANs?",
+        ),
+        (STATUS, "A command that is not found returns status 127.", "What does bash return?"),
+        (
+            ALIASES,
+            "Aliases are expanded when a command is read rather than when it is executed.",
+            "When are aliases expanded?",
+        ),
+    ],
+    ids=[
+        "the passage's own comparative",
+        "the comparison as stated",
+        "the right cell",
+        "the right cell of a Markdown row",
+        "two networks",
+        "acronym spelled out",
+        "number with its condition",
+        "rather than as not",
+    ],
+)
+def test_a_faithful_sentence_is_kept(verifier_for, hit, sentence, question):
+    v, _ = verdict(verifier_for, hit, sentence, question)
+    assert v.kept == [1], v.reason
+
+
+def test_a_supported_sentence_about_another_question_is_not_an_answer(verifier_for):
+    faq = passage("Pinecone, FAISS, Milvus, and Weaviate.", "FAQ")
+    sentence = "Pinecone, FAISS, Milvus and Weaviate are examples."
+    v, verifier = verdict(verifier_for, faq, sentence, "What are the two networks in a GAN?")
+    assert v.kept == [1]  # the passage does state it…
+    assert not verifier.about_question(sentence, "What are the two networks in a GAN?")
+    # …and asked what it answers, it is one.
+    assert verifier.about_question(sentence, "Which vector databases are popular?")
+
+
+def test_a_negation_bears_on_the_word_it_precedes():
+    r = read("GANs do not require large datasets, and they train quickly.")
+    assert [r.tokens[h] for h in r.heads] == ["require"]
+    negated = {r.tokens[j] for j in r.negated}
+    assert {"require", "large", "datasets"} <= negated and "train" not in negated
+
+
+def test_a_delay_is_not_a_denial():
+    # "does not take effect until the next line" says when, not whether.
+    assert conflict("An alias takes effect from the next line.", [ALIASES]) == ""
+
+
+def test_only_an_opposite_the_passage_states_unnegated_counts():
+    hit = passage("Diffusion models are not slower than GANs on small images.")
+    assert conflict("Diffusion models are faster than GANs on small images.", [hit]) == ""
+
+
+def test_a_word_that_merely_starts_like_a_prefix_is_no_opposite():
+    hit = passage("Write the value on one line.")
+    assert conflict("Write the value inline.", [hit]) == ""
+
+
+def test_acronym_expansions_are_checked_as_the_acronym():
+    known = {"GAN", "PAM"}
+    assert contract_acronyms("Generative Adversarial Networks are old.", known) == "GANs are old."
+    assert (
+        contract_acronyms("Errors in Pluggable Authentication Module settings.", known)
+        == "Errors in PAM settings."
+    )
+    # Lower-case words of two letters' initials are left alone: "go away" is no "GA".
+    assert contract_acronyms("They go away.", {"GA"}) == "They go away."
+
+
+def test_table_cells_come_with_their_columns():
+    assert ROW.cells() == [
+        ("Feature", "Interpretability"),
+        ("GANs", "Low"),
+        ("VAEs", "Moderate"),
+        ("Autoregressive models", "High"),
+    ]
+    assert PIPE_ROW.cells() == ROW.cells()
+    assert passage("plain prose").cells() is None
