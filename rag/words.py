@@ -34,98 +34,27 @@ def content_words(text: str) -> set[str]:
     return {stem(w) for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in STOP and len(w) > 1}
 
 
-# Gradable opposites: word -> its opposites. A maintained lexicon (WordNet) needs a data
-# download at run time; this list holds the comparisons technical writing makes.
+# Gradable opposites and states: word -> its opposites. A maintained lexicon (WordNet) needs
+# a data download at run time. Relational pairs ("before"/"after", "first"/"last",
+# "add"/"remove") are left out on purpose: a passage uses both of them about different
+# things far more often than a sentence swaps one for the other.
 _PAIRS = [
-    ("fast", "slow"),
-    ("faster", "slower"),
-    ("fastest", "slowest"),
-    ("quick", "slow"),
-    ("quicker", "slower"),
-    ("high", "low"),
-    ("higher", "lower"),
-    ("highest", "lowest"),
-    ("large", "small"),
-    ("larger", "smaller"),
-    ("largest", "smallest"),
-    ("big", "small"),
-    ("bigger", "smaller"),
-    ("more", "less"),
-    ("more", "fewer"),
-    ("most", "least"),
-    ("better", "worse"),
-    ("best", "worst"),
-    ("easy", "hard"),
-    ("easier", "harder"),
-    ("easiest", "hardest"),
-    ("easy", "difficult"),
-    ("simple", "complex"),
-    ("simpler", "complex"),
-    ("strong", "weak"),
-    ("stronger", "weaker"),
-    ("long", "short"),
-    ("longer", "shorter"),
-    ("increase", "decrease"),
-    ("increases", "decreases"),
-    ("increased", "decreased"),
-    ("increasing", "decreasing"),
-    ("before", "after"),
-    ("above", "below"),
-    ("maximum", "minimum"),
-    ("max", "min"),
-    ("first", "last"),
-    ("earlier", "later"),
-    ("early", "late"),
-    ("older", "newer"),
-    ("oldest", "newest"),
-    ("required", "optional"),
-    ("mandatory", "optional"),
-    ("enable", "disable"),
-    ("enables", "disables"),
-    ("enabled", "disabled"),
-    ("true", "false"),
-    ("success", "failure"),
-    ("succeeds", "fails"),
-    ("accept", "reject"),
-    ("accepted", "rejected"),
-    ("include", "exclude"),
-    ("included", "excluded"),
-    ("inside", "outside"),
-    ("internal", "external"),
-    ("upper", "lower"),
-    ("uppercase", "lowercase"),
-    ("set", "unset"),
-    ("stable", "unstable"),
-    ("stability", "instability"),
-    ("sharp", "blurry"),
-    ("sharper", "blurrier"),
-    ("cheap", "expensive"),
-    ("cheaper", "expensive"),
-    ("local", "remote"),
-    ("global", "local"),
-    ("static", "dynamic"),
-    ("explicit", "implicit"),
-    ("explicitly", "implicitly"),
-    ("synchronous", "asynchronous"),
-    ("lossless", "lossy"),
-    ("supervised", "unsupervised"),
-    ("deterministic", "random"),
-    ("always", "never"),
-    ("all", "none"),
-    ("allow", "prevent"),
-    ("allows", "prevents"),
-    ("start", "end"),
-    ("beginning", "end"),
-    ("add", "remove"),
-    ("adds", "removes"),
-    ("added", "removed"),
-    ("lower", "raise"),
-    ("interactive", "noninteractive"),
-    ("same", "different"),
-    ("maximize", "minimize"),
-    ("maximizing", "minimizing"),
-    ("maximise", "minimise"),
-    ("maximising", "minimising"),
+    (a, b)
+    for line in """
+    fast slow, faster slower, fastest slowest, quick slow, quicker slower, high low,
+    higher lower, highest lowest, large small, larger smaller, largest smallest, big small,
+    bigger smaller, more less, more fewer, most least, better worse, best worst, easy hard,
+    easier harder, easiest hardest, easy difficult, simple complex, simpler complex,
+    strong weak, stronger weaker, long short, longer shorter, increase decrease,
+    increases decreases, increased decreased, increasing decreasing, maximum minimum,
+    max min, required optional, mandatory optional, enable disable, enables disables,
+    enabled disabled, true false, set unset, stable unstable, stability instability,
+    sharp blurry, sharper blurrier, cheap expensive, cheaper expensive, explicit implicit,
+    explicitly implicitly, synchronous asynchronous, lossless lossy, supervised unsupervised,
+    interactive noninteractive, same different, maximize minimize, maximizing minimizing,
+    maximise minimise, maximising minimising
+    """.split(",")
+    for a, b in [line.split()]
 ]
 OPPOSITES: dict[str, set[str]] = {}
 for _a, _b in _PAIRS:
@@ -152,14 +81,15 @@ def opposite_forms(word: str) -> set[str]:
     return out
 
 
-def acronyms(text: str) -> set[str]:
-    """The acronyms a text uses ("GAN" of "GANs", "PAM", "CR-LF" as "CRLF")."""
-    found = set(re.findall(r"\b([A-Z][A-Z0-9]{1,5})s?\b", text))
-    found |= {a.replace("-", "") for a in re.findall(r"\b[A-Z]{1,3}-[A-Z]{1,3}\b", text)}
+def acronyms(text: str) -> dict[str, str]:
+    """The acronyms a text uses, by their letters, as it writes them ("GAN" of "GANs",
+    "PAM", "CRLF": "CR-LF")."""
+    found = {a: a for a in re.findall(r"\b([A-Z][A-Z0-9]{1,5})s?\b", text)}
+    found |= {a.replace("-", ""): a for a in re.findall(r"\b[A-Z]{1,3}-[A-Z]{1,3}\b", text)}
     return found
 
 
-def contract_acronyms(sentence: str, known: set[str]) -> str:
+def contract_acronyms(sentence: str, known: dict[str, str]) -> str:
     """The sentence with an expansion of an acronym the passages use replaced by it:
     "Generative Adversarial Networks were introduced" is checked as "GANs were introduced",
     so a faithful spelling-out is not a claim of new words."""
@@ -173,9 +103,12 @@ def contract_acronyms(sentence: str, known: set[str]) -> str:
             initials = "".join(w.group(0)[0] for w in run).upper()
             capitalised = all(w.group(0)[0].isupper() for w in run)
             joined = all(sentence[a.end() : b.start()] in (" ", "-") for a, b in zip(run, run[1:]))
-            if initials in known and joined and (capitalised or n >= 3):
+            # Lower-case runs only of three content words or more: "make an interactive
+            # login" is not "MAIL".
+            plain = n >= 3 and not any(w.group(0).lower() in STOP for w in run)
+            if initials in known and joined and (capitalised or plain):
                 plural = "s" if run[-1].group(0).endswith("s") else ""
-                out.append(sentence[last : run[0].start()] + initials + plural)
+                out.append(sentence[last : run[0].start()] + known[initials] + plural)
                 last, i = run[-1].end(), i + n
                 break
         else:

@@ -165,14 +165,21 @@ def test_a_word_that_merely_starts_like_a_prefix_is_no_opposite():
 
 
 def test_acronym_expansions_are_checked_as_the_acronym():
-    known = {"GAN", "PAM"}
+    known = {"GAN": "GAN", "PAM": "PAM", "CRLF": "CR-LF"}
     assert contract_acronyms("Generative Adversarial Networks are old.", known) == "GANs are old."
     assert (
         contract_acronyms("Errors in Pluggable Authentication Module settings.", known)
         == "Errors in PAM settings."
     )
-    # Lower-case words of two letters' initials are left alone: "go away" is no "GA".
-    assert contract_acronyms("They go away.", {"GA"}) == "They go away."
+    assert contract_acronyms("It ends lines with carriage return line feed.", known) == (
+        "It ends lines with CR-LF."
+    )
+    # Lower-case runs of two words, or with a stop word, are left alone.
+    assert contract_acronyms("They go away.", {"GA": "GA"}) == "They go away."
+    mail = {"MAIL": "MAIL"}
+    assert contract_acronyms("To make an interactive login shell.", mail) == (
+        "To make an interactive login shell."
+    )
 
 
 def test_table_cells_come_with_their_columns():
