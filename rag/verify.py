@@ -92,6 +92,7 @@ class Verifier:
             )
         self._passage_vecs = None
         self._acronyms = acronyms(" ".join(texts))
+        self._lower_all = " ".join(self.lower)
         self._question_vecs: dict[str, np.ndarray] = {}
         self._texts = texts
         self._subject: set[str] = set()
@@ -125,7 +126,7 @@ class Verifier:
         together (a sentence may join facts from two). Words the sentence only echoes from
         the question prove nothing, so support is measured on the rest: the claim."""
         shown = sentence
-        sentence = contract_acronyms(sentence, self._acronyms)
+        sentence = contract_acronyms(sentence, self._acronyms, self._lower_all)
         asked = self.terms(question) if question else set()
         words = self.terms(re.sub(r"^\s*yes\b[,.!]?", "", sentence, flags=re.I))
         claim = words - asked

@@ -89,10 +89,13 @@ def acronyms(text: str) -> dict[str, str]:
     return found
 
 
-def contract_acronyms(sentence: str, known: dict[str, str]) -> str:
+def contract_acronyms(sentence: str, known: dict[str, str], passages: str = "") -> str:
     """The sentence with an expansion of an acronym the passages use replaced by it:
     "Generative Adversarial Networks were introduced" is checked as "GANs were introduced",
-    so a faithful spelling-out is not a claim of new words."""
+    so a faithful spelling-out is not a claim of new words. A run the passages themselves
+    write (`passages`, lower case) is their words already and stays: the title "Attention
+    Is All You Need" is not "AI", nor "Long Short-Term Memory" beside its "LSTM" a
+    sentence that says less."""
     if not known:
         return sentence
     words = list(re.finditer(r"[A-Za-z]+", sentence))
@@ -106,7 +109,17 @@ def contract_acronyms(sentence: str, known: dict[str, str]) -> str:
             # Lower-case runs only of three content words or more: "make an interactive
             # login" is not "MAIL".
             plain = n >= 3 and not any(w.group(0).lower() in STOP for w in run)
-            if initials in known and joined and (capitalised or plain):
+            # An acronym's letters come from content words at both ends: title case
+            # ("Attention Is") is no spelling-out.
+            ends = {run[0].group(0).lower(), run[-1].group(0).lower()}
+            written = sentence[run[0].start() : run[-1].end()].lower()
+            if (
+                initials in known
+                and joined
+                and (capitalised or plain)
+                and not ends & STOP
+                and not (passages and re.search(r"\b" + re.escape(written), passages))
+            ):
                 plural = "s" if run[-1].group(0).endswith("s") else ""
                 out.append(sentence[last : run[0].start()] + known[initials] + plural)
                 last, i = run[-1].end(), i + n

@@ -182,6 +182,32 @@ def test_acronym_expansions_are_checked_as_the_acronym():
     )
 
 
+def test_words_the_passages_write_are_not_contracted():
+    known = {"AI": "AI", "LSTM": "LSTM"}
+    title = 'The paper "Attention Is All You Need" introduced transformers.'
+    # Title case is no spelling-out, whatever the passages hold.
+    assert contract_acronyms(title, known) == title
+    said = "LSTM stands for Long Short-Term Memory."
+    assert contract_acronyms(said, known) == "LSTM stands for LSTM."
+    passages = "long short-term memory (lstm) networks keep a cell state."
+    assert contract_acronyms(said, known, passages) == said
+
+
+def test_a_title_the_passage_quotes_is_supported(verifier_for):
+    hit = passage(
+        "Let us compare transformers and RNNs. Transformer models, introduced in the paper "
+        "“Attention Is All You Need” by Vaswani et al., use attention mechanisms. They capture "
+        "long-range dependencies. They write code. They make audio. Many AI systems use them."
+    )
+    v, _ = verdict(
+        verifier_for,
+        hit,
+        'The paper "Attention Is All You Need" by Vaswani et al. introduced transformers.',
+        "Which paper introduced transformers?",
+    )
+    assert v.kept == [1], v
+
+
 def test_table_cells_come_with_their_columns():
     assert ROW.cells() == [
         ("Feature", "Interpretability"),
