@@ -10,6 +10,7 @@ from pathlib import Path
 from rag.app import RagApp
 from rag.eval.load import free_port  # the one free_port; the load harness needs it too
 from rag.settings import load_settings
+from rag.types import Hit
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
@@ -25,7 +26,28 @@ CONTRACT_FIELDS = {
     "timings_ms",
 }
 
-__all__ = ["CONTRACT_FIELDS", "CORPUS", "ROOT", "free_port", "indexed_copy"]
+__all__ = ["CONTRACT_FIELDS", "CORPUS", "ROOT", "free_port", "indexed_copy", "passage_hit"]
+
+
+def passage_hit(
+    text: str, context: str = "Guide", kind: str = "prose", n: int = 1, **fields
+) -> Hit:
+    """A retrieved passage as the checks see it: `text` under `context`, the n-th hit."""
+    values = dict(
+        id=str(n),
+        rank=n,
+        score=1.0,
+        text=text,
+        context=context,
+        source=f"doc{n}.txt",
+        title="Guide",
+        section="",
+        kind=kind,
+        start=0,
+        end=len(text),
+        relevance=0.5,
+    )
+    return Hit(**(values | fields))
 
 
 def indexed_copy(root: Path, dense_encoder, prepare=None) -> tuple[Path, Path]:

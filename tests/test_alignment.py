@@ -6,6 +6,7 @@ check that simply refused everything fails here."""
 from __future__ import annotations
 
 import pytest
+from helpers import passage_hit
 
 from rag.alignment import conflict, read
 from rag.embedding import SparseEncoder
@@ -15,20 +16,7 @@ from rag.words import contract_acronyms
 
 
 def passage(text: str, context: str = "Guide", kind: str = "prose") -> Hit:
-    return Hit(
-        id="1",
-        rank=1,
-        score=1.0,
-        text=text,
-        context=context,
-        source="guide.txt",
-        title="Guide",
-        section="",
-        kind=kind,
-        start=0,
-        end=len(text),
-        relevance=0.5,
-    )
+    return passage_hit(text, context, kind)
 
 
 DIFFUSION = passage(

@@ -11,9 +11,9 @@ import subprocess
 import sys
 
 import pytest
-from helpers import CONTRACT_FIELDS
+from helpers import CONTRACT_FIELDS, passage_hit
 
-from rag.citations import CitationCheck, cited_sentences, settled_end
+from rag.citations import CitationCheck, Numbering, cited_sentences, settled_end
 from rag.embedding import SparseEncoder
 from rag.policy import REFUSAL
 from rag.prompt import build_prompt
@@ -22,20 +22,7 @@ from rag.verify import Verifier
 
 
 def hit(text: str, context: str = "Guide", n: int = 1) -> Hit:
-    return Hit(
-        id=str(n),
-        rank=n,
-        score=1.0,
-        text=text,
-        context=context,
-        source=f"doc{n}.txt",
-        title="Guide",
-        section="",
-        kind="prose",
-        start=0,
-        end=len(text),
-        relevance=0.5,
-    )
+    return passage_hit(text, context, n=n)
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +166,72 @@ def test_a_streamed_sentence_waits_for_the_marker_after_its_full_stop():
     assert settled_end("GANs are good at images. [1] They") == len("GANs are good at images. [1]")
 
 
-def test_a_section_summary_line_is_read_with_the_passage_subject(terms):
+CODE_ANSWER = (
+    "Call generate on the model [1].\n```python\n# the prompt\nprompt = 'The future'\n"
+    "output = transformer.generate(prompt, max_tokens=100)\n```\n[1]\nIt prints the text [1]."
+)
+
+
+def test_a_code_block_is_one_unit_streamed_whole():
+    tokens = [CODE_ANSWER[i : i + 3] for i in range(0, len(CODE_ANSWER), 3)]
+    units = _settle_stream(tokens)
+    assert [u[0].splitlines()[0] for u in units] == [
+        "Call generate on the model.",
+        "```python",
+        "It prints the text.",
+    ]
+    assert units[1] == (CODE_ANSWER.split("\n", 1)[1].rsplit("\n[1]", 1)[0], [1])
+    # An index inside code is not a citation marker.
+    assert cited_sentences("```\nx = a[1]\n```")[0] == ("```\nx = a[1]\n```", [])
+    # Code a model writes without a fence is one unit too, fenced from then on; prose with
+    # an equals sign, a call or a list item is still prose.
+    unfenced = "As follows:\nprompt = 'The future'\nprint(output) [1]\nDone [2]."
+    assert cited_sentences(unfenced) == [
+        ("As follows:", []),
+        ("```\nprompt = 'The future'\nprint(output)\n```", [1]),
+        ("Done.", [2]),
+    ]
+    # Streamed, the run stays whole although each line starts as a word that is not code yet.
+    tokens = [unfenced[i : i + 2] for i in range(0, len(unfenced), 2)]
+    assert _settle_stream(tokens) == cited_sentences(unfenced)
+    prose = "Set beta = 0.9 here.\n- Generator(G): makes data\nUse `x = 1` for it"
+    assert [u for u, _ in cited_sentences(prose)] == [
+        "Set beta = 0.9 here.",
+        "- Generator(G): makes data",
+        "Use `x = 1` for it",
+    ]
+    # A block still arriving settles nothing of itself.
+    assert settled_end("Use it [1].\n```python\nprint(") == len("Use it [1].")
+
+
+def test_code_is_kept_only_where_a_passage_holds_its_statements(terms):
+    snippet = hit(
+        '# Pseudocode for generating text\nprompt = "The future of AI is"\n'
+        "output = transformer.generate(prompt,  max_tokens=100)\nprint(output)",
+        n=1,
+    )
+    prose = hit("Transformers generate text one token at a time.", n=2)
+    question = "How do I generate text with a transformer?"
+    prompt = build_prompt(question, [snippet, prose], lambda m: 100, 4096, 320)
+    check = CitationCheck(prompt, True, Verifier(prompt.hits, None, terms), None)
+    held = (
+        "```python\n# make some text\noutput = transformer.generate(prompt, max_tokens=100)\n"
+        "    print(output)\n```"
+    )
+    # Cited to the wrong passage: moved to the one that holds it, comments and spacing aside.
+    assert check.check(held, [2], question) | {"text": ""} == {
+        "text": "",
+        "cited": [2],
+        "kept": [1],
+        "verdict": "moved",
+    }
+    invented = "```python\nfrom transformers import pipeline\nprint(output)\n```"
+    assert check.check(invented, [1], question)["kept"] == []
+    assert check.check("```\n# only a comment\n```", [1], question)["kept"] == []
+    # Shown on lines of its own, with its marker after the closing fence.
+    shown = Numbering(prompt).mark(held, [1])
+    assert shown.startswith("\n```python\n") and shown.endswith("```\n[1]")
+
     gan = hit(
         "The training loop of a GAN involves continuous competition.\ng_loss = generator.train(d)\n"
         "Strengths: High-quality image generation.\n"

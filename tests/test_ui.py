@@ -163,6 +163,15 @@ def test_markdown_and_latex_in_passages_stay_text():
     assert html.unescape(out.replace("<br>", "\n")) == text  # shown exactly as written
 
 
+def test_code_in_an_answer_is_preformatted_and_escaped():
+    out = render.answer_text_html(
+        "Run it [1].\n```python\nif a[1] < 2:\n    print('<b>')\n```\n[2] Done."
+    )
+    code = re.search(r'<pre class="rag-code"><code>(.*?)</code></pre>', out).group(1)
+    assert html.unescape(code.replace("<br>", "\n")) == "if a[1] < 2:\n    print('<b>')"
+    assert "<b>" not in out and out.count('class="rag-cite"') == 2  # a[1] is no marker
+
+
 def test_answer_renders_markers_sources_and_highlighted_support():
     passage = (
         "GANs are influential. Introduced by Ian Goodfellow in 2014, GANs use two networks. "

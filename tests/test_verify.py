@@ -5,6 +5,7 @@ as the answering model sees it (a table row as its cells under their column name
 from __future__ import annotations
 
 import pytest
+from helpers import passage_hit
 
 from rag.prompt import readable
 from rag.settings import Settings
@@ -15,20 +16,7 @@ THRESHOLD = Settings().judge_threshold
 
 
 def passage(text: str, context: str = "", kind: str = "prose") -> Hit:
-    return Hit(
-        id="1",
-        rank=1,
-        score=1.0,
-        text=text,
-        context=context,
-        source="guide.txt",
-        title="Guide",
-        section="",
-        kind=kind,
-        start=0,
-        end=len(text),
-        relevance=0.6,
-    )
+    return passage_hit(text, context, kind)
 
 
 DIFFUSION = passage(

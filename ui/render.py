@@ -15,6 +15,8 @@ _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"
 _ENTITIES.update({c: f"&#{ord(c)};" for c in "\\`*_[]{}()#+-!|~$:"})
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
+# A fenced code block of an answer (rag/citations.py keeps it whole): group 1 is its code.
+_CODE = re.compile(r"^[ \t]*(?:```|~~~)[^\n]*\n(.*?)(?:^[ \t]*(?:```|~~~)[ \t]*$|\Z)", re.M | re.S)
 NOT_FOUND_TITLE = "Not in the documents"
 DECLINED_TITLE = "Declined"
 
@@ -27,14 +29,26 @@ def esc(text: str) -> str:
 
 
 def answer_text_html(text: str) -> str:
-    """The answer with its [n] markers set apart (they stay visible as "[n]")."""
+    """The answer with its [n] markers set apart (they stay visible as "[n]") and each fenced
+    code block as preformatted code, whose brackets are code, not markers."""
     parts, pos = [], 0
-    for m in _MARKER.finditer(text or ""):
+    text = text or ""
+    for m in _CODE.finditer(text):
+        parts.append(_prose_html(text[pos : m.start()]))
+        parts.append(f'<pre class="rag-code"><code>{esc(m.group(1).rstrip())}</code></pre>')
+        pos = m.end()
+    parts.append(_prose_html(text[pos:]))
+    return "".join(parts)
+
+
+def _prose_html(text: str) -> str:
+    parts, pos = [], 0
+    for m in _MARKER.finditer(text):
         parts.append(esc(text[pos : m.start()]))
         nums = ", ".join(n.strip() for n in m.group(1).split(","))
         parts.append(f' <span class="rag-cite">&#91;{esc(nums)}&#93;</span>')
         pos = m.end()
-    parts.append(esc((text or "")[pos:]))
+    parts.append(esc(text[pos:]))
     return "".join(parts)
 
 

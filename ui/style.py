@@ -15,6 +15,8 @@ CSS = """
 #rag-header h1 { margin-bottom: 0.1em; }
 #rag-header p { margin-top: 0; color: var(--body-text-color-subdued); }
 .rag-answer { line-height: 1.55; }
+.rag-code { font-family: var(--font-mono); font-size: 0.9em; padding: 0.5em 0.75em; \
+margin: 0.4em 0; border-radius: 4px; background: var(--background-fill-secondary); }
 .rag-cite { color: var(--color-accent); font-weight: 600; font-size: 0.85em; white-space: nowrap; }
 .rag-understood { font-size: 0.85em; color: var(--body-text-color-subdued); \
 margin-bottom: 0.35em; font-style: italic; }
