@@ -10,7 +10,12 @@ on and veto the support when the two disagree in a way the words themselves show
 - opposites: the sentence uses a word where the passage uses only its opposite ("faster"
   where it says "slower", "unstable" where it says "stable");
 - direction: the same comparison with the things compared the other way round;
-- table cells: a value of the row claimed for a column whose cell holds another.
+- table cells: a value of the row claimed for a column whose cell holds another;
+- substitution: what one statement of the passage says of one thing, said of another thing
+  the passage names elsewhere ("associative arrays use integers" where "indexed arrays use
+  integers; associative arrays use strings");
+- roles: the words before and after the verb exchanged ("B depends on A" for "A depends on
+  B"), unless one of the two is passive.
 
 Each is a veto, never a proof: when they find nothing, the rest of the check decides. They
 read the whole passage, not one window of it, so a word stated elsewhere in the passage does
@@ -187,6 +192,127 @@ def _direction(claim: Reading, passage: Reading) -> str:
     return ""
 
 
+# Where one statement of a sentence ends and the next begins, for binding words to their
+# statement: "indexed arrays use integers; associative arrays use strings" binds "integers"
+# to "indexed". A comma ends one only before a conjunction.
+_ENDS = {".", ";", ":", "!", "?", "while", "whereas", "but", "however"}
+_JOINS = {"and", "or", "but", "while", "whereas", "which", "so"}
+# "and"/"or" before a new subject ("… in the background and the shell does not wait") joins
+# two statements; before a bare word ("GPT and BERT") it joins two things.
+_SUBJECTS = {"the", "it", "they", "this", "these", "that", "its", "their", "a", "an"}
+
+
+def _statements(r: Reading) -> list[list[int]]:
+    """The positions of the content words of each statement of the text, in order."""
+    out, current = [], []
+    for j, t in enumerate(r.tokens):
+        after = r.tokens[j + 1] if j + 1 < len(r.tokens) else ""
+        boundary = (
+            t in _ENDS
+            or (t == "," and after in _JOINS)
+            or (t in ("and", "or") and after in _SUBJECTS)
+        )
+        if boundary:
+            if current:
+                out.append(current)
+            current = []
+        elif t.isalnum() or "_" in t:
+            if t not in STOP and len(t) > 1:
+                current.append(j)
+    if current:
+        out.append(current)
+    return out
+
+
+def _substitution(claim: Reading, passage: Reading) -> str:
+    """The passage's statement that says what the sentence says, but of another thing: where
+    that statement has one word right beside a neighbour, the sentence has another, and the
+    passage puts the sentence's word right beside that same neighbour in a different
+    statement ("Bash ignores SIGQUIT" and "it ignores SIGTERM": "Bash ignores SIGTERM" in all
+    cases is a swap; so is "associative arrays use integers" where "indexed arrays use
+    integers; associative arrays use strings")."""
+    parts = _statements(passage)
+    stems = [{passage.stems[j] for j in p} for p in parts]
+    for st in _statements(claim):
+        have = {claim.stems[j] for j in st}
+        if len(have) < 3:
+            continue
+        overlaps = [len(have & p) for p in stems]
+        top = max(overlaps, default=0)
+        if top < 2 or top < len(have) / 2:
+            continue
+        best = [i for i, n in enumerate(overlaps) if n == top]
+        reasons = [_swapped(claim, st, passage, parts, i) for i in best]
+        if all(reasons):
+            return reasons[0]
+    return ""
+
+
+def _pairs(r: Reading, positions: list[int], side: int) -> set[tuple[str, str]]:
+    """(word, its neighbour on `side`) for the content words that stand right beside each
+    other: "making these models" pairs nothing, "indexed arrays" pairs the two."""
+    at = set(positions)
+    return {(r.stems[j], r.stems[j + side]) for j in positions if j + side in at}
+
+
+def _swapped(claim: Reading, st: list[int], passage: Reading, parts, b: int) -> str:
+    held = {passage.stems[j] for j in parts[b]}
+    said = {claim.stems[j] for j in st}
+    for side in (-1, 1):
+        elsewhere = set().union(*(_pairs(passage, q, side) for i, q in enumerate(parts) if i != b))
+        here = _pairs(passage, parts[b], side)
+        for w, n in _pairs(claim, st, side):
+            if w in held or n not in held or (w, n) not in elsewhere:
+                continue
+            other = [x for x, y in here if y == n and x not in said]
+            if other:
+                return f'the passage says this of "{other[0]}", not "{w}"'
+    return ""
+
+
+def _roles(claim: Reading, passage: Reading) -> str:
+    """Who does what to whom, turned round: a word of the statement that the sentence puts
+    before its verb and the passage after it, and another the other way ("the previously
+    generated tokens depend on each new token" against "each new token depends on the
+    previously generated tokens"). Read in the passage's statement nearest the sentence's;
+    a passive ("is used by") against an active reverses the order honestly and is left."""
+    parts = _statements(passage)
+    for st in _statements(claim):
+        have = [claim.stems[j] for j in st]
+        if len(set(have)) < 3:
+            continue
+        overlaps = [len(set(have) & {passage.stems[j] for j in q}) for q in parts]
+        top = max(overlaps, default=0)
+        for q, n in zip(parts, overlaps):
+            if n != top or top < 3:
+                continue
+            words = [passage.stems[j] for j in q]
+            for r in set(have) & set(words):
+                if have.count(r) != 1 or words.count(r) != 1:
+                    continue
+                if _passive(claim, st[have.index(r)]) != _passive(passage, q[words.index(r)]):
+                    continue
+                c_before, c_after = _around(have, r)
+                p_before, p_after = _around(words, r)
+                ahead = (c_before - c_after) & (p_after - p_before)
+                behind = (c_after - c_before) & (p_before - p_after)
+                if ahead and behind:
+                    return (
+                        f'the passage has "{sorted(behind)[0]}" {r} "{sorted(ahead)[0]}", '
+                        "not the other way round"
+                    )
+    return ""
+
+
+def _around(words: list[str], r: str) -> tuple[set[str], set[str]]:
+    i = words.index(r)
+    return set(words[:i]), set(words[i + 1 :])
+
+
+def _passive(r: Reading, j: int) -> bool:
+    return "by" in r.tokens[j + 1 : j + 3]
+
+
 def _cells(claim_text: str, hit: Hit) -> str:
     """A value of the row stated for a column whose cell does not hold it."""
     cells = hit.cells()
@@ -241,6 +367,13 @@ def conflict(sentence: str, hits: list[Hit], keys: set[str] | frozenset = frozen
     passage = read(_bearing(text, keys))
     for check in (_polarity, _opposites, _direction):
         reason = check(claim, passage)
+        if reason:
+            return reason
+    # A substitution is read against the whole passage: the statement it copies may be one
+    # that does not hold the sentence's names.
+    whole = read(text)
+    for check in (_substitution, _roles):
+        reason = check(claim, whole)
         if reason:
             return reason
     if len(hits) == 1:

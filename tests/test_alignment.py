@@ -56,6 +56,18 @@ def verdict(verifier_for, hit, sentence, question):
     return v.check(sentence, [1], question), v
 
 
+ARRAYS = passage(
+    "Indexed arrays are referenced using integers and are zero-based; associative arrays use "
+    "arbitrary strings."
+)
+STACK = passage(
+    "The pushd builtin adds directories to the stack, and the popd builtin removes "
+    "directories from the stack."
+)
+TOKENS = passage("Each new token depends on the previously generated tokens.")
+BOOT = passage("The kernel is started by the boot loader from the disk.")
+
+
 @pytest.mark.parametrize(
     "hit, sentence, question",
     [
@@ -65,6 +77,13 @@ def verdict(verifier_for, hit, sentence, question):
         (PIPE_ROW, "GANs have high interpretability.", "How interpretable are GANs?"),
         (GAN, "GANs do not use a Discriminator.", "Do GANs use a discriminator?"),
         (STATUS, "A command that is not found returns status 126.", "What does bash return?"),
+        (ARRAYS, "Associative arrays are referenced using integers.", "How are arrays indexed?"),
+        (STACK, "The popd builtin adds directories to the stack.", "What does popd do?"),
+        (
+            TOKENS,
+            "The previously generated tokens depend on each new token.",
+            "What do tokens depend on?",
+        ),
     ],
     ids=[
         "opposite comparative",
@@ -73,6 +92,9 @@ def verdict(verifier_for, hit, sentence, question):
         "wrong cell of a Markdown row",
         "negation",
         "number bound to the other condition",
+        "value of one thing said of another",
+        "the other builtin's action",
+        "roles turned round",
     ],
 )
 def test_a_contradicted_sentence_is_dropped(verifier_for, hit, sentence, question):
@@ -103,6 +125,14 @@ def test_a_contradicted_sentence_is_dropped(verifier_for, hit, sentence, questio
             "Aliases are expanded when a command is read rather than when it is executed.",
             "When are aliases expanded?",
         ),
+        (ARRAYS, "Associative arrays use arbitrary strings.", "How are arrays indexed?"),
+        (STACK, "The popd builtin removes directories from the stack.", "What does popd do?"),
+        (
+            TOKENS,
+            "Each new token depends on the tokens generated before it.",
+            "What do tokens depend on?",
+        ),
+        (BOOT, "The boot loader starts the kernel from the disk.", "What starts the kernel?"),
     ],
     ids=[
         "the passage's own comparative",
@@ -113,6 +143,10 @@ def test_a_contradicted_sentence_is_dropped(verifier_for, hit, sentence, questio
         "acronym spelled out",
         "number with its condition",
         "rather than as not",
+        "each value with its own thing",
+        "each builtin's own action",
+        "roles as stated, reworded",
+        "active for passive",
     ],
 )
 def test_a_faithful_sentence_is_kept(verifier_for, hit, sentence, question):
