@@ -14,8 +14,6 @@ on and veto the support when the two disagree in a way the words themselves show
 - substitution: what one statement of the passage says of one thing, said of another thing
   the passage names elsewhere ("associative arrays use integers" where "indexed arrays use
   integers; associative arrays use strings");
-- roles: the words before and after the verb exchanged ("B depends on A" for "A depends on
-  B"), unless one of the two is passive.
 
 Each is a veto, never a proof: when they find nothing, the rest of the check decides. They
 read the whole passage, not one window of it, so a word stated elsewhere in the passage does
@@ -224,7 +222,7 @@ def _statements(r: Reading) -> list[list[int]]:
     return out
 
 
-def _substitution(claim: Reading, passage: Reading) -> str:
+def _substitution(claim: Reading, passage: Reading, asked: set[str] = frozenset()) -> str:
     """The passage's statement that says what the sentence says, but of another thing: where
     that statement has one word right beside a neighbour, the sentence has another, and the
     passage puts the sentence's word right beside that same neighbour in a different
@@ -242,7 +240,7 @@ def _substitution(claim: Reading, passage: Reading) -> str:
         if top < 2 or top < len(have) / 2:
             continue
         best = [i for i, n in enumerate(overlaps) if n == top]
-        reasons = [_swapped(claim, st, passage, parts, i) for i in best]
+        reasons = [_swapped(claim, st, passage, parts, i, asked) for i in best]
         if all(reasons):
             return reasons[0]
     return ""
@@ -255,62 +253,21 @@ def _pairs(r: Reading, positions: list[int], side: int) -> set[tuple[str, str]]:
     return {(r.stems[j], r.stems[j + side]) for j in positions if j + side in at}
 
 
-def _swapped(claim: Reading, st: list[int], passage: Reading, parts, b: int) -> str:
+def _swapped(claim: Reading, st: list[int], passage: Reading, parts, b: int, asked) -> str:
     held = {passage.stems[j] for j in parts[b]}
     said = {claim.stems[j] for j in st}
     for side in (-1, 1):
         elsewhere = set().union(*(_pairs(passage, q, side) for i, q in enumerate(parts) if i != b))
         here = _pairs(passage, parts[b], side)
         for w, n in _pairs(claim, st, side):
-            if w in held or n not in held or (w, n) not in elsewhere:
+            # A phrase echoed from the question ("shell functions") names what was asked; it
+            # is no claim about it.
+            if w in held or {w, n} <= asked or n not in held or (w, n) not in elsewhere:
                 continue
             other = [x for x, y in here if y == n and x not in said]
             if other:
                 return f'the passage says this of "{other[0]}", not "{w}"'
     return ""
-
-
-def _roles(claim: Reading, passage: Reading) -> str:
-    """Who does what to whom, turned round: a word of the statement that the sentence puts
-    before its verb and the passage after it, and another the other way ("the previously
-    generated tokens depend on each new token" against "each new token depends on the
-    previously generated tokens"). Read in the passage's statement nearest the sentence's;
-    a passive ("is used by") against an active reverses the order honestly and is left."""
-    parts = _statements(passage)
-    for st in _statements(claim):
-        have = [claim.stems[j] for j in st]
-        if len(set(have)) < 3:
-            continue
-        overlaps = [len(set(have) & {passage.stems[j] for j in q}) for q in parts]
-        top = max(overlaps, default=0)
-        for q, n in zip(parts, overlaps):
-            if n != top or top < 3:
-                continue
-            words = [passage.stems[j] for j in q]
-            for r in set(have) & set(words):
-                if have.count(r) != 1 or words.count(r) != 1:
-                    continue
-                if _passive(claim, st[have.index(r)]) != _passive(passage, q[words.index(r)]):
-                    continue
-                c_before, c_after = _around(have, r)
-                p_before, p_after = _around(words, r)
-                ahead = (c_before - c_after) & (p_after - p_before)
-                behind = (c_after - c_before) & (p_before - p_after)
-                if ahead and behind:
-                    return (
-                        f'the passage has "{sorted(behind)[0]}" {r} "{sorted(ahead)[0]}", '
-                        "not the other way round"
-                    )
-    return ""
-
-
-def _around(words: list[str], r: str) -> tuple[set[str], set[str]]:
-    i = words.index(r)
-    return set(words[:i]), set(words[i + 1 :])
-
-
-def _passive(r: Reading, j: int) -> bool:
-    return "by" in r.tokens[j + 1 : j + 3]
 
 
 def _cells(claim_text: str, hit: Hit) -> str:
@@ -359,9 +316,15 @@ def _bearing(text: str, keys: set[str]) -> str:
     return "\n".join(held) or text
 
 
-def conflict(sentence: str, hits: list[Hit], keys: set[str] | frozenset = frozenset()) -> str:
+def conflict(
+    sentence: str,
+    hits: list[Hit],
+    keys: set[str] | frozenset = frozenset(),
+    question: str = "",
+) -> str:
     """Why the passages contradict the sentence, or "" when these checks see no conflict.
-    `keys`: the sentence's names and numbers (rag/verify.py key_terms)."""
+    `keys`: the sentence's names and numbers (rag/verify.py key_terms); `question`: what was
+    asked, whose words the sentence may echo wherever it likes."""
     claim = read(sentence)
     text = "\n".join(f"{h.context}\n{h.text}" if h.kind != "table_row" else h.text for h in hits)
     passage = read(_bearing(text, keys))
@@ -371,11 +334,10 @@ def conflict(sentence: str, hits: list[Hit], keys: set[str] | frozenset = frozen
             return reason
     # A substitution is read against the whole passage: the statement it copies may be one
     # that does not hold the sentence's names.
-    whole = read(text)
-    for check in (_substitution, _roles):
-        reason = check(claim, whole)
-        if reason:
-            return reason
+    asked = set(read(question).stems) if question else set()
+    reason = _substitution(claim, read(text), asked)
+    if reason:
+        return reason
     if len(hits) == 1:
         return _cells(sentence, hits[0])
     return ""

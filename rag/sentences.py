@@ -23,14 +23,19 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
     end = len(text) if end is None else end
     spans = []
     for line in _LINE.finditer(text, start, end):
-        offset = line.start()
+        offset, open_code = line.start(), False
         for b in sentencex.get_sentence_boundaries("en", line.group(0)):
             a, z = offset + b["start_index"], offset + b["end_index"]
             piece = text[a:z]
             stripped = piece.strip()
             if stripped:
                 lead = len(piece) - len(piece.lstrip())
-                spans.append((a + lead, a + lead + len(stripped)))
+                if open_code and spans:
+                    # No boundary inside inline code: "`./install.sh`" is one piece.
+                    spans[-1] = (spans[-1][0], a + lead + len(stripped))
+                else:
+                    spans.append((a + lead, a + lead + len(stripped)))
+            open_code ^= piece.count("`") % 2 == 1
     return spans
 
 

@@ -154,7 +154,7 @@ class Verifier:
         contradicted: dict[tuple[int, ...], str] = {}
 
         def agrees(idx: list[int]) -> bool:
-            reason = conflict(asserted, [self.hits[i] for i in idx], keys)
+            reason = conflict(asserted, [self.hits[i] for i in idx], keys, question)
             if reason:
                 contradicted[tuple(idx)] = reason
             return not reason

@@ -64,8 +64,11 @@ STACK = passage(
     "The pushd builtin adds directories to the stack, and the popd builtin removes "
     "directories from the stack."
 )
-TOKENS = passage("Each new token depends on the previously generated tokens.")
-BOOT = passage("The kernel is started by the boot loader from the disk.")
+FUNCNEST = passage(
+    "FUNCNEST: if set to a numeric value greater than 0, defines a maximum function nesting "
+    "level. Shell functions are executed like commands; shell function invocations past the "
+    "level are aborted."
+)
 
 
 @pytest.mark.parametrize(
@@ -79,11 +82,6 @@ BOOT = passage("The kernel is started by the boot loader from the disk.")
         (STATUS, "A command that is not found returns status 126.", "What does bash return?"),
         (ARRAYS, "Associative arrays are referenced using integers.", "How are arrays indexed?"),
         (STACK, "The popd builtin adds directories to the stack.", "What does popd do?"),
-        (
-            TOKENS,
-            "The previously generated tokens depend on each new token.",
-            "What do tokens depend on?",
-        ),
     ],
     ids=[
         "opposite comparative",
@@ -94,7 +92,6 @@ BOOT = passage("The kernel is started by the boot loader from the disk.")
         "number bound to the other condition",
         "value of one thing said of another",
         "the other builtin's action",
-        "roles turned round",
     ],
 )
 def test_a_contradicted_sentence_is_dropped(verifier_for, hit, sentence, question):
@@ -128,11 +125,10 @@ def test_a_contradicted_sentence_is_dropped(verifier_for, hit, sentence, questio
         (ARRAYS, "Associative arrays use arbitrary strings.", "How are arrays indexed?"),
         (STACK, "The popd builtin removes directories from the stack.", "What does popd do?"),
         (
-            TOKENS,
-            "Each new token depends on the tokens generated before it.",
-            "What do tokens depend on?",
+            FUNCNEST,
+            "To cap how deeply shell functions recurse, set FUNCNEST to a number above 0.",
+            "How do I cap how deeply shell functions recurse?",
         ),
-        (BOOT, "The boot loader starts the kernel from the disk.", "What starts the kernel?"),
     ],
     ids=[
         "the passage's own comparative",
@@ -145,8 +141,7 @@ def test_a_contradicted_sentence_is_dropped(verifier_for, hit, sentence, questio
         "rather than as not",
         "each value with its own thing",
         "each builtin's own action",
-        "roles as stated, reworded",
-        "active for passive",
+        "the question's words echoed",
     ],
 )
 def test_a_faithful_sentence_is_kept(verifier_for, hit, sentence, question):

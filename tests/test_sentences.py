@@ -33,3 +33,8 @@ def test_a_line_break_ends_a_sentence_and_a_range_is_respected():
     assert sentence_spans(text, start, start + len("A sentence.")) == [
         (start, start + len("A sentence."))
     ]
+
+
+def test_no_boundary_inside_inline_code():
+    text = "Run the script: `./install.sh` and wait. Then run `make test`."
+    assert sentences(text) == ["Run the script: `./install.sh` and wait.", "Then run `make test`."]
