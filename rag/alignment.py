@@ -310,7 +310,7 @@ def _bearing(text: str, keys: set[str]) -> str:
         return text
     held = [
         s
-        for s in sentences(text)
+        for s in sentences(text, wrapped=True)
         if all(re.search(r"(?<![a-z0-9])" + re.escape(k), s.lower()) for k in keys)
     ]
     return "\n".join(held) or text

@@ -26,7 +26,7 @@ def _words(text: str) -> set[str]:
 def backing_spans(passage: str, supports: list[str], min_overlap: float = 0.34) -> list[list[int]]:
     """(start, end) in the passage of the sentence that backs each supporting answer
     sentence: the one sharing most of its words, if it shares at least `min_overlap` of them."""
-    spans = sentence_spans(passage or "")
+    spans = sentence_spans(passage or "", wrapped=True)
     marked: set[int] = set()
     for support in supports or []:
         want = _words(support)

@@ -98,6 +98,7 @@ class Hit:
             "section": self.section,
             "sources": self.sources,
             "span": [self.start, self.end],
+            "kind": self.kind,
             "relevance": round(self.relevance, 4),
         }
 

@@ -11,7 +11,7 @@ from helpers import passage_hit
 from rag.alignment import conflict, read
 from rag.embedding import SparseEncoder
 from rag.types import Hit
-from rag.verify import Verifier
+from rag.verify import Verifier, code_terms
 from rag.words import contract_acronyms
 
 
@@ -147,6 +147,58 @@ def test_a_contradicted_sentence_is_dropped(verifier_for, hit, sentence, questio
 def test_a_faithful_sentence_is_kept(verifier_for, hit, sentence, question):
     v, _ = verdict(verifier_for, hit, sentence, question)
     assert v.kept == [1], v.reason
+
+
+HOSTNAME = passage(
+    "systemd sets the system hostname at boot time to the name stored in /etc/hostname. "
+    "Units are started with systemctl enable --now NAME, which also enables them at boot."
+)
+NCURSES = passage(
+    "Under the East Asian locale, the box drawing characters may be displayed wider than your "
+    "desired width. ncurses: Set environment export NCURSES_NO_UTF8_ACS=0. GNU gettext takes "
+    'a priority list of languages: $ export LANGUAGE="pt:pt_BR:es"'
+)
+
+
+@pytest.mark.parametrize(
+    "hit, sentence, kept",
+    [
+        (HOSTNAME, "The hostname is read at boot from /etc/hostname.", True),
+        (HOSTNAME, "The hostname is read at boot from /etc/hosts.", False),
+        (HOSTNAME, "The hostname is read at boot from /etc/hostname.conf.", False),
+        (HOSTNAME, "systemctl enable --now NAME starts a unit and enables it at boot.", True),
+        (HOSTNAME, "systemctl enable --force NAME starts a unit and enables it at boot.", False),
+        (NCURSES, "For ncurses, set the environment variable `NCURSES_NO_UTF8_ACS=0`.", True),
+        (NCURSES, "For ncurses, set the environment variable `NCURSES_NO_UTF8_ACS=1`.", False),
+        (NCURSES, 'Set the gettext priority list with `export LANGUAGE="pt:pt_BR:es"`.', True),
+        (NCURSES, 'Set the gettext priority list with `export LANGUAGE="pt:es"`.', False),
+    ],
+    ids=[
+        "the passage's path",
+        "another path",
+        "a longer name",
+        "its option",
+        "another option",
+        "its setting",
+        "another value",
+        "its list",
+        "another list",
+    ],
+)
+def test_a_path_option_or_setting_must_be_the_passages_own(hit, sentence, kept, verifier_for):
+    # What a how-to answer names, a model readily invents: one character off is another file,
+    # and a value inside code ("=0", "pt_BR") belongs to its setting, not to the prose.
+    v, _ = verdict(verifier_for, hit, sentence, "How do I set this up?")
+    assert bool(v.kept) == kept, v.reason
+
+
+def test_code_terms_are_paths_options_and_dotted_names():
+    assert code_terms(
+        "Set `vm.swappiness=10` in /etc/sysctl.conf, run sysctl -p or use --system, "
+        "e.g. with $HOME set."
+    ) == {"vm.swappiness=10", "/etc/sysctl.conf", "-p", "--system", "home"}
+    # Prose takes none of these shapes.
+    assert code_terms("A dual-network setup, i.e. a Generator and/or a Discriminator.") == set()
 
 
 def test_a_supported_sentence_about_another_question_is_not_an_answer(verifier_for):

@@ -260,3 +260,23 @@ def test_llama_index_baseline_is_hybrid_cited_and_scored_like_rag(make_answer_ap
     assert all("correct" in r["metrics"] or not r["answerable"] for r in rows)
     summary = summarise(rows)
     assert summary["hit@5"] is not None
+
+
+def test_a_recheck_of_recorded_answers_reproduces_them(make_answer_app, default_llm):
+    """`python -m rag.eval.recheck` measures a checker change on the answers a run recorded:
+    replayed through the answer path with the same checker, every answer, refusal and
+    citation comes out as it was recorded, so what moves in a recheck is the checker's doing."""
+    from rag.eval.recheck import recheck
+    from rag.eval.runner import run_questions
+
+    app = make_answer_app(default_llm)
+    app.ingest()
+    gold = [q for q in load_gold(DEFAULT_GOLD) if q.answerable][:3]
+    rows = run_questions(app, gold, progress=False)
+    assert any(not r["abstained"] for r in rows), "no answer to replay"
+    again = recheck(app, json.loads(json.dumps(rows)), DEFAULT_GOLD)
+    for was, now in zip(rows, again):
+        assert now["answer"] == was["answer"]
+        assert now["abstained"] == was["abstained"]
+        assert [c["text"] for c in now["citations"]] == [c["text"] for c in was["citations"]]
+        assert now["metrics"] == was["metrics"]

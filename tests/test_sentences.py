@@ -38,3 +38,32 @@ def test_a_line_break_ends_a_sentence_and_a_range_is_respected():
 def test_no_boundary_inside_inline_code():
     text = "Run the script: `./install.sh` and wait. Then run `make test`."
     assert sentences(text) == ["Run the script: `./install.sh` and wait.", "Then run `make test`."]
+
+
+def test_a_wrapped_document_line_continues_its_sentence():
+    # A manual's HTML keeps its source lines: read as a document, a line that stops
+    # mid-sentence goes on below; a list item, a table row and a finished sentence do not.
+    text = (
+        "When Bash is invoked as an interactive login shell, or as a\n"
+        "non-interactive shell with the\n"
+        "--login option, it reads /etc/profile. After that file, it looks for ~/.bash_profile,\n"
+        "~/.bash_login, and ~/.profile, in that order.\n"
+        "Files:\n"
+        "- the first item\n"
+        "- the second item\n"
+        "lilo\tV:0\tOld\n"
+        "grub\tV:23\tNew"
+    )
+    assert sentences(text, wrapped=True) == [
+        "When Bash is invoked as an interactive login shell, or as a\nnon-interactive shell "
+        "with the\n--login option, it reads /etc/profile.",
+        "After that file, it looks for ~/.bash_profile,\n~/.bash_login, and ~/.profile, in "
+        "that order.",
+        "Files:",
+        "- the first item",
+        "- the second item",
+        "lilo\tV:0\tOld",
+        "grub\tV:23\tNew",
+    ]
+    # An answer or a list is not a wrapped document: every line stays its own.
+    assert len(sentences(text)) == 10
