@@ -115,10 +115,10 @@ def lexical_checker(dense=None, sparse=None) -> Callable[[Claim], bool]:
 
 
 def judge_probabilities(claims: list[Claim], llm, progress: bool = True) -> list[float]:
-    """P(supported) from rag.verify.EntailmentJudge for each claim, with the passage shown as
+    """P(supported) from rag.judge.EntailmentJudge for each claim, with the passage shown as
     the answer path shows it (a table row as its cells under their column names)."""
+    from rag.judge import EntailmentJudge
     from rag.prompt import readable
-    from rag.verify import EntailmentJudge
 
     judge = EntailmentJudge(llm)
     out = []

@@ -18,6 +18,10 @@ on and veto the support when the two disagree in a way the words themselves show
 Each is a veto, never a proof: when they find nothing, the rest of the check decides. They
 read the whole passage, not one window of it, so a word stated elsewhere in the passage does
 not count as contradicted.
+
+Over 300 lines, on purpose: one job, five small checks of one kind that share one reading of a
+sentence (`read`: its words, stems, negations and statements); split up, each would carry a
+copy of that reading or import it back from its siblings.
 """
 
 from __future__ import annotations

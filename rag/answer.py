@@ -14,10 +14,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from rag.citations import CitationCheck, Numbering, cited_sentences, settled_end
+from rag.judge import EntailmentJudge
 from rag.policy import NOTHING_SUPPORTED, REFUSAL, declines, refusal_before_answer
 from rag.prompt import build_prompt
 from rag.types import Answer, Citation, Hit
-from rag.verify import EntailmentJudge, Verifier
+from rag.verify import Verifier
 
 
 @dataclass

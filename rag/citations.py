@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import re
 
+from rag.judge import EntailmentJudge
 from rag.prompt import Prompt
 from rag.sentences import sentence_spans
 from rag.types import Citation
-from rag.verify import EntailmentJudge, Verifier
+from rag.verify import Verifier
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 _LETTER = re.compile(r"[^\W\d_]")

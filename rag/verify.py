@@ -1,21 +1,15 @@
 """Does this passage state this sentence, and is the sentence about the question?
 
-Two judges, measured on the labelled claim set (`rag eval --claims`, eval/claims.md):
-
-- the lexical check (`Verifier`): word overlap, names, numbers and a MiniLM
-  similarity. Fast, and blind to meaning: "faster" and "slower" share every other word, and
-  "not" is a stop word. It serves as a first pass that re-cites a sentence to the passage that
-  shares its words.
-- `EntailmentJudge`: the local LLM is asked, with worked examples, whether the cited passage
-  states the sentence; its verdict is P("yes") against "no" from the next-token scores, one
-  forward pass, a threshold (chosen on the claim set's dev split) making it a decision.
+The lexical check (`Verifier`): word overlap, names, numbers, paths and settings, and a
+MiniLM similarity, measured on the labelled claim set (`rag eval --claims`, eval/claims.md).
+Fast, and blind to meaning: "faster" and "slower" share every other word, and "not" is a
+stop word, so rag/alignment.py vetoes what the words hide. It also re-cites a sentence to the
+passage that shares its words. The model as a judge, opt-in, is rag/judge.py.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +18,7 @@ from rag.alignment import conflict
 from rag.sentences import sentences
 from rag.types import Hit
 from rag.words import STOP as _STOP
-from rag.words import acronyms, content_words, contract_acronyms
+from rag.words import acronyms, code_tokens, content_words, contract_acronyms
 
 ABOUT_QUESTION = 0.12
 
@@ -36,7 +30,7 @@ def key_terms(sentence: str) -> set[str]:
     path, option or setting is one key as written (code_terms), not the pieces inside it:
     the "BR" of "pt_BR" and the "0" of "NCURSES_NO_UTF8_ACS=0" are no name or number of
     their own."""
-    code = list(_code_tokens(sentence))
+    code = list(code_tokens(sentence))
     prose = sentence
     for begin, end, _ in reversed(code):
         prose = prose[:begin] + " " * (end - begin) + prose[end:]
@@ -49,61 +43,6 @@ def key_terms(sentence: str) -> set[str]:
     }
     keys |= {w.lower() for i, w in enumerate(words) if i > 0 and len(w) == 2 and w.isupper()}
     return keys | {key for _, _, key in code}
-
-
-# Shapes of what a how-to answer names and a model readily invents: a path ("/etc/hostname",
-# "./configure"), an option ("--now", "-r"), a variable ("$HOME"), a dotted or underscored
-# name ("sysctl.conf", "vm.swappiness", "max_tokens"), a colon-separated list
-# ("pt:pt_BR:es"), a URL. Prose words never take these shapes; "e.g." and "i.e." are too
-# short to.
-_CODE_SHAPE = re.compile(
-    r"(?:~?\.{0,2}/[\w.+-]*[A-Za-z][\w./+-]*"  # a path
-    r"|--?[A-Za-z][\w-]*"  # an option
-    r"|\$\{?[A-Za-z_]\w*\}?"  # a variable
-    r"|[A-Za-z][\w+-]*(?:[._][\w+-]+)+"  # a dotted or underscored name
-    r"|[\w.-]*[A-Za-z][\w.-]*(?::[\w.-]+)+"  # a colon-separated list
-    r"|[a-z]+://\S+)"  # a URL
-)
-# A setting and its value, "NAME=VALUE": one key, since the value belongs to that name.
-_ASSIGNMENT = re.compile(r"(-{0,2}\$?[A-Za-z_][\w.-]*)=([^=\s]\S*)")
-_EDGES = "\"'`()[]{}<>,;:!?*"
-
-
-def _code_tokens(sentence: str) -> Iterator[tuple[int, int, str]]:
-    """(start, end, key) of each code-shaped token of the sentence; the key is lower-case,
-    a variable's without its "$", an assignment's "name=value" without quotes."""
-    for m in re.finditer(r"\S+", sentence):
-        token = _bare(m.group())
-        assignment = _ASSIGNMENT.fullmatch(token)
-        if assignment and not token.startswith("http"):
-            name, value = assignment.group(1), assignment.group(2).strip(_EDGES)
-            key = f"{name}={value}" if value else name
-            yield m.start(), m.end(), key.lower().lstrip("$")
-            continue
-        short = len(token) < 3 and not re.fullmatch(r"-[A-Za-z]", token)
-        if (
-            not short
-            and _CODE_SHAPE.fullmatch(token)
-            and not re.fullmatch(r"[A-Za-z]\.(?:[A-Za-z]\.?)+", token)
-        ):
-            # A variable is its name: "$SECONDS" is stated by a passage headed "SECONDS".
-            yield m.start(), m.end(), token.lower().strip("${}")
-
-
-def _bare(token: str) -> str:
-    # Quotes, brackets and the sentence's own punctuation off both ends, however nested
-    # ('"pt:pt_BR".' or "(/etc/hosts)."); a leading "./" or "." stays ("./configure").
-    while True:
-        bare = token.strip(_EDGES).rstrip("./")
-        if bare == token or not bare:
-            return bare or token
-        token = bare
-
-
-def code_terms(sentence: str) -> set[str]:
-    """The sentence's paths, options, variables, settings and dotted or underscored names:
-    each must be written in the passage that supports the sentence, as a name must."""
-    return {key for _, _, key in _code_tokens(sentence)}
 
 
 @dataclass
@@ -313,55 +252,3 @@ def _mentions(lower_text: str, key: str) -> bool:
             forms.add(key[:-1])
     pattern = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
     return re.search(r"(?<![a-z0-9_=])(?:" + pattern + r")(?![a-z0-9_=])", lower_text) is not None
-
-
-JUDGE_SYSTEM = (
-    "You are a careful fact checker. Answer yes only when the passage states the claim; "
-    "answer no when the passage contradicts it or does not say it.\n\n"
-    "Example 1:\nPassage: Swifts fly at up to 110 km/h, faster than Arctic terns.\n"
-    "Claim: Arctic terns fly faster than swifts.\nAnswer: no\n\n"
-    "Example 2:\nPassage: The tern migrates about 70,000 km a year.\n"
-    "Claim: Each year the tern travels roughly seventy thousand kilometres.\nAnswer: yes\n\n"
-    "Example 3:\nPassage: Swifts can sleep while flying.\n"
-    "Claim: Swifts cannot sleep in flight.\nAnswer: no\n\n"
-)
-
-
-def judge_messages(passage: str, sentence: str) -> list[dict]:
-    # The passage comes before the claim, so the claims of one answer that rest on one passage
-    # share their prompt up to the claim, and llama.cpp reads the passage once.
-    return [
-        {"role": "system", "content": JUDGE_SYSTEM},
-        {"role": "user", "content": f"Passage: {passage}\nClaim: {sentence}\nAnswer:"},
-    ]
-
-
-class EntailmentJudge:
-    """P(supported) for one claim and one passage, read from the next-token scores of "yes"
-    against "no". Run on a llama.cpp context of its own (`RagApp.judge_llm`), so its fixed
-    instructions stay cached and the answer's context is never disturbed: the answer stream
-    simply waits while a sentence is judged. Asked as a separate question, not as a follow-up
-    to the model's own answer: on the claim set's dev split the follow-up form scored AUC 0.61
-    (the model agrees with itself), this form 0.89 (eval/README.md)."""
-
-    def __init__(self, llm, threshold: float = 0.5):
-        self.llm = llm
-        self.threshold = threshold
-        self._yes = self._first_tokens(["yes", "Yes", " yes", " Yes"])
-        self._no = self._first_tokens(["no", "No", " no", " No"])
-
-    def _first_tokens(self, words: list[str]) -> list[int]:
-        return sorted({ids[0] for ids in (self.llm.token_ids(w) for w in words) if ids})
-
-    def probability(self, passage: str, sentence: str) -> float:
-        scores = self.llm.next_token_scores(
-            self.llm.format_prompt(judge_messages(passage, sentence))
-        )
-        yes = _logsumexp([float(scores[i]) for i in self._yes])
-        no = _logsumexp([float(scores[i]) for i in self._no])
-        return 1.0 / (1.0 + math.exp(no - yes))
-
-
-def _logsumexp(values: list[float]) -> float:
-    top = max(values)
-    return top + math.log(sum(math.exp(v - top) for v in values))

@@ -1,10 +1,12 @@
 """Words as the checks compare them: content words (no stop words), stemmed, so that
 "databases" and "database" are one word. Where the index is at hand rag/verify.py takes the
-BM25 analyser's own terms; these are the fallback and the alignment checks' words."""
+BM25 analyser's own terms; these are the fallback and the alignment checks' words. Code-shaped
+words (a path, an option, a setting) are one token each, as written (`code_tokens`)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from functools import lru_cache
 
 import snowballstemmer
@@ -127,3 +129,58 @@ def contract_acronyms(sentence: str, known: dict[str, str], passages: str = "") 
         else:
             i += 1
     return "".join(out) + sentence[last:]
+
+
+# Shapes of what a how-to answer names and a model readily invents: a path ("/etc/hostname",
+# "./configure"), an option ("--now", "-r"), a variable ("$HOME"), a dotted or underscored
+# name ("sysctl.conf", "vm.swappiness", "max_tokens"), a colon-separated list
+# ("pt:pt_BR:es"), a URL. Prose words never take these shapes; "e.g." and "i.e." are too
+# short to.
+_CODE_SHAPE = re.compile(
+    r"(?:~?\.{0,2}/[\w.+-]*[A-Za-z][\w./+-]*"  # a path
+    r"|--?[A-Za-z][\w-]*"  # an option
+    r"|\$\{?[A-Za-z_]\w*\}?"  # a variable
+    r"|[A-Za-z][\w+-]*(?:[._][\w+-]+)+"  # a dotted or underscored name
+    r"|[\w.-]*[A-Za-z][\w.-]*(?::[\w.-]+)+"  # a colon-separated list
+    r"|[a-z]+://\S+)"  # a URL
+)
+# A setting and its value, "NAME=VALUE": one key, since the value belongs to that name.
+_ASSIGNMENT = re.compile(r"(-{0,2}\$?[A-Za-z_][\w.-]*)=([^=\s]\S*)")
+_EDGES = "\"'`()[]{}<>,;:!?*"
+
+
+def code_tokens(sentence: str) -> Iterator[tuple[int, int, str]]:
+    """(start, end, key) of each code-shaped token of the sentence; the key is lower-case,
+    a variable's without its "$", an assignment's "name=value" without quotes."""
+    for m in re.finditer(r"\S+", sentence):
+        token = _bare(m.group())
+        assignment = _ASSIGNMENT.fullmatch(token)
+        if assignment and not token.startswith("http"):
+            name, value = assignment.group(1), assignment.group(2).strip(_EDGES)
+            key = f"{name}={value}" if value else name
+            yield m.start(), m.end(), key.lower().lstrip("$")
+            continue
+        short = len(token) < 3 and not re.fullmatch(r"-[A-Za-z]", token)
+        if (
+            not short
+            and _CODE_SHAPE.fullmatch(token)
+            and not re.fullmatch(r"[A-Za-z]\.(?:[A-Za-z]\.?)+", token)
+        ):
+            # A variable is its name: "$SECONDS" is stated by a passage headed "SECONDS".
+            yield m.start(), m.end(), token.lower().strip("${}")
+
+
+def _bare(token: str) -> str:
+    # Quotes, brackets and the sentence's own punctuation off both ends, however nested
+    # ('"pt:pt_BR".' or "(/etc/hosts)."); a leading "./" or "." stays ("./configure").
+    while True:
+        bare = token.strip(_EDGES).rstrip("./")
+        if bare == token or not bare:
+            return bare or token
+        token = bare
+
+
+def code_terms(sentence: str) -> set[str]:
+    """The sentence's paths, options, variables, settings and dotted or underscored names:
+    each must be written in the passage that supports the sentence, as a name must."""
+    return {key for _, _, key in code_tokens(sentence)}

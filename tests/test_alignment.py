@@ -11,8 +11,8 @@ from helpers import passage_hit
 from rag.alignment import conflict, read
 from rag.embedding import SparseEncoder
 from rag.types import Hit
-from rag.verify import Verifier, code_terms
-from rag.words import contract_acronyms
+from rag.verify import Verifier
+from rag.words import code_terms, contract_acronyms
 
 
 def passage(text: str, context: str = "Guide", kind: str = "prose") -> Hit:

@@ -37,6 +37,7 @@ STAGE_TOOLS = {
     "check_gold.py",
     "naive.py",
     "expansion_variants.py",
+    "recheck.py",
 }
 
 

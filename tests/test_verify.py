@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 from helpers import passage_hit
 
+from rag.judge import EntailmentJudge
 from rag.prompt import readable
 from rag.settings import Settings
 from rag.types import Hit
-from rag.verify import EntailmentJudge
 
 THRESHOLD = Settings().judge_threshold
 
