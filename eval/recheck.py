@@ -22,7 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from rag.eval.gold import load_gold
-from rag.eval.metrics import answer_metrics, retrieval_metrics, summarise
+from rag.eval.metrics import summarise
+from rag.eval.runner import scored_row
 from rag.types import Hit
 
 
@@ -87,19 +88,7 @@ def recheck(app, run_rows: list[dict], gold_path: Path) -> list[dict]:
                     result = event.answer.to_json()
         else:
             result = {k: v for k, v in old.items() if k not in ("metrics",)}
-        metrics = retrieval_metrics(q, result["passages"]) if q.answerable else {}
-        metrics.update(answer_metrics(q, result))
-        rows.append(
-            dict(
-                result,
-                id=q.id,
-                kind=q.kind,
-                answerable=q.answerable,
-                evidence=q.evidence,
-                answer_any=q.answer_any,
-                metrics=metrics,
-            )
-        )
+        rows.append(scored_row(q, result))
     return rows
 
 

@@ -51,18 +51,7 @@ def run_questions(
             result = ask(q.question)
         else:
             result = app.ask(q.question, mode=mode).to_json()
-        metrics = retrieval_metrics(q, result["passages"]) if q.answerable else {}
-        if not retrieval_only:
-            metrics.update(answer_metrics(q, result))
-        row = dict(
-            result,
-            id=q.id,
-            kind=q.kind,
-            answerable=q.answerable,
-            evidence=q.evidence,
-            answer_any=q.answer_any,
-            metrics=metrics,
-        )
+        row = scored_row(q, result, answered=not retrieval_only)
         rows.append(row)
         if on_row:
             on_row(row)
@@ -71,6 +60,22 @@ def run_questions(
     if bar:
         bar.close()
     return rows
+
+
+def scored_row(q: GoldQuestion, result: dict, answered: bool = True) -> dict:
+    """One question's result with its gold fields and metrics, as the report holds it."""
+    metrics = retrieval_metrics(q, result["passages"]) if q.answerable else {}
+    if answered:
+        metrics.update(answer_metrics(q, result))
+    return dict(
+        result,
+        id=q.id,
+        kind=q.kind,
+        answerable=q.answerable,
+        evidence=q.evidence,
+        answer_any=q.answer_any,
+        metrics=metrics,
+    )
 
 
 # The configurations of `rag eval --compare`: (label, settings overrides, retrieval mode).
