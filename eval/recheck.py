@@ -102,6 +102,7 @@ def read_rows(run_dir: Path) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     from rag.app import RagApp
+    from rag.errors import RagError
     from rag.settings import load_settings
 
     parser = argparse.ArgumentParser(prog="python -m rag.eval.recheck", description=__doc__)
@@ -116,11 +117,28 @@ def main(argv: list[str] | None = None) -> int:
                          "folder of a finished or interrupted rag eval\n")  # fmt: skip
         return 2
     gold = args.gold
-    if gold is None:
-        report = args.run / "report.json"
-        gold = Path(json.loads(report.read_text(encoding="utf-8"))["summary"]["gold"])
-    app = RagApp(load_settings())
-    rechecked = recheck(app, rows, gold)
+    try:
+        if gold is None:
+            report = args.run / "report.json"
+            gold = Path(json.loads(report.read_text(encoding="utf-8"))["summary"]["gold"])
+        known = {q.id for q in load_gold(gold)}
+    except (OSError, ValueError, KeyError) as exc:
+        sys.stderr.write(f"recheck: cannot read the run's gold file ({exc}); pass it with "
+                         "--gold FILE\n")  # fmt: skip
+        return 2
+    missing = sorted({r.get("id", "?") for r in rows} - known)
+    if missing:
+        sys.stderr.write(
+            f"recheck: {len(missing)} question(s) of the run are not in {gold} "
+            f"(first: {missing[0]}); pass the run's own file with --gold\n"
+        )
+        return 2
+    try:
+        app = RagApp(load_settings())
+        rechecked = recheck(app, rows, gold)
+    except RagError as exc:
+        sys.stderr.write(f"recheck: {exc.one_line()}\n")
+        return exc.exit_code
     before, after = summarise(rows), summarise(rechecked)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
